@@ -1,0 +1,323 @@
+//! Domain newtypes: parse, don't validate. A value of one of these types has
+//! already passed its checks, so code downstream never re-checks it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Which deployment a credential belongs to. A credential of one stage is
+/// refused by the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Test,
+    Live,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Test => "test",
+            Stage::Live => "live",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "test" => Ok(Stage::Test),
+            "live" => Ok(Stage::Live),
+            other => Err(format!("stage must be `test` or `live`, not `{other}`")),
+        }
+    }
+}
+
+/// A tenant's plan, which sets its rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    Free,
+    Pro,
+    Enterprise,
+}
+
+impl Plan {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Free => "free",
+            Plan::Pro => "pro",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+
+    /// Requests per hour; `None` is unlimited.
+    pub fn hourly_limit(self) -> Option<u32> {
+        match self {
+            Plan::Free => Some(100),
+            Plan::Pro => Some(1000),
+            Plan::Enterprise => None,
+        }
+    }
+}
+
+impl FromStr for Plan {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "free" => Ok(Plan::Free),
+            "pro" => Ok(Plan::Pro),
+            "enterprise" => Ok(Plan::Enterprise),
+            other => Err(format!("plan must be free, pro or enterprise, not `{other}`")),
+        }
+    }
+}
+
+/// Why a piece of input was refused; the text is safe to show the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+fn invalid(text: impl Into<String>) -> InvalidInput {
+    InvalidInput(text.into())
+}
+
+/// Implements Display/AsRef/serde for a string newtype whose constructor
+/// validates, so that deserialising runs the same checks.
+macro_rules! string_newtype {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                $name::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+        impl FromStr for $name {
+            type Err = InvalidInput;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::parse(s)
+            }
+        }
+    };
+}
+
+/// A tenant identifier: 1-64 of `a-z 0-9 - _`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let ok = (1..=64).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok { Ok(Self(raw.to_owned())) } else { Err(invalid("tenant id must be 1-64 characters of a-z, 0-9, '-', '_'")) }
+    }
+}
+string_newtype!(TenantId);
+
+/// A user identifier minted by Latchkey: `usr_` + 26 base32 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn generate() -> Self {
+        Self(format!("usr_{}", crate::crypto::random_id()))
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        if raw.starts_with("usr_") && raw.len() <= 64 && raw.is_ascii() {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(invalid("not a user id"))
+        }
+    }
+}
+string_newtype!(UserId);
+
+/// An email address, trimmed and lower-cased. Emails are unique within a
+/// deployment: login takes only an email and a password.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let email = raw.trim().to_lowercase();
+        if email.len() > 254 {
+            return Err(invalid("email is longer than 254 characters"));
+        }
+        let Some((local, domain)) = email.split_once('@') else {
+            return Err(invalid("email must look like name@example.com"));
+        };
+        let well_formed = !local.is_empty()
+            && local.len() <= 64
+            && !domain.is_empty()
+            && !domain.contains('@')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if well_formed { Ok(Self(email)) } else { Err(invalid("email must look like name@example.com")) }
+    }
+}
+string_newtype!(Email);
+
+/// A password as typed. Never logged: `Debug` is redacted by `secrecy`.
+#[derive(Debug)]
+pub struct Password(SecretString);
+
+/// Passwords longer than this are refused before hashing (argon2 accepts any
+/// length; the cap bounds the work an anonymous request can cause).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// NIST SP 800-63B minimum for new passwords.
+pub const MIN_NEW_PASSWORD_CHARS: usize = 8;
+
+impl Password {
+    /// A password presented at login: any non-empty string up to the cap.
+    pub fn parse(raw: String) -> Result<Self, InvalidInput> {
+        if raw.is_empty() {
+            return Err(invalid("password must not be empty"));
+        }
+        if raw.len() > MAX_PASSWORD_BYTES {
+            return Err(invalid(format!("password is longer than {MAX_PASSWORD_BYTES} bytes")));
+        }
+        Ok(Self(raw.into()))
+    }
+
+    /// A password being set: also at least eight characters.
+    pub fn parse_new(raw: String) -> Result<Self, InvalidInput> {
+        if raw.chars().count() < MIN_NEW_PASSWORD_CHARS {
+            return Err(invalid(format!("password must be at least {MIN_NEW_PASSWORD_CHARS} characters")));
+        }
+        Self::parse(raw)
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl<'de> Deserialize<'de> for Password {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Password::parse(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A set of OAuth scopes, kept sorted and de-duplicated; rendered
+/// space-separated as the `scope` claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scopes(Vec<String>);
+
+impl Scopes {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        Self::from_iter_checked(raw.split([' ', ',']).filter(|s| !s.is_empty()))
+    }
+
+    pub fn from_iter_checked<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Self, InvalidInput> {
+        let mut scopes = Vec::new();
+        for scope in items {
+            // RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
+            let ok = (1..=128).contains(&scope.len())
+                && scope.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+            if !ok {
+                return Err(invalid(format!("invalid scope `{}`", scope.escape_debug())));
+            }
+            scopes.push(scope.to_owned());
+        }
+        scopes.sort();
+        scopes.dedup();
+        if scopes.len() > 64 {
+            return Err(invalid("at most 64 scopes"));
+        }
+        Ok(Self(scopes))
+    }
+
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.iter().any(|s| s == scope)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_normalised_and_checked() {
+        assert_eq!(Email::parse("  Ada@Example.COM ").expect("valid").as_str(), "ada@example.com");
+        for bad in ["", "ada", "@example.com", "ada@", "a@b@c", "ada @example.com", "ada@.com", "ada@com."] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn password_bounds() {
+        assert!(Password::parse(String::new()).is_err());
+        assert!(Password::parse("x".repeat(MAX_PASSWORD_BYTES + 1)).is_err());
+        assert!(Password::parse("short".into()).is_ok());
+        assert!(Password::parse_new("short".into()).is_err());
+        assert!(Password::parse_new("long enough".into()).is_ok());
+        assert!(!format!("{:?}", Password::parse("hunter22".into()).expect("valid")).contains("hunter22"));
+    }
+
+    #[test]
+    fn scopes_are_sorted_deduplicated_and_checked() {
+        let scopes = Scopes::parse("write read,read").expect("valid");
+        assert_eq!(scopes.to_string(), "read write");
+        assert!(scopes.contains("write"));
+        assert!(Scopes::parse("bad\"scope").is_err());
+        assert!(Scopes::parse("").expect("empty is fine").is_empty());
+    }
+
+    #[test]
+    fn tenant_ids_are_restricted() {
+        assert!(TenantId::parse("acme-01").is_ok());
+        for bad in ["", "Acme", "a b", "a#b", &"a".repeat(65)] {
+            assert!(TenantId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn enums_parse_their_spellings() {
+        assert_eq!("live".parse::<Stage>(), Ok(Stage::Live));
+        assert!("prod".parse::<Stage>().is_err());
+        assert_eq!("pro".parse::<Plan>(), Ok(Plan::Pro));
+        assert_eq!(Plan::Enterprise.hourly_limit(), None);
+        assert_eq!(Plan::Free.hourly_limit(), Some(100));
+    }
+}

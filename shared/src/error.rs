@@ -1,0 +1,157 @@
+//! The one error type every handler answers with, and the store's errors.
+//!
+//! `ApiError::status_code` is the single place a failure becomes an HTTP
+//! status; `error_code` and `public_description` are the only things a caller
+//! ever sees. Causes stay in `#[source]` for the logs.
+
+use std::time::Duration;
+
+use lambda_http::http::StatusCode;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A DynamoDB failure the domain cannot answer for. Conditional-check
+/// failures never get here: each store turns them into a domain answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// DynamoDB is unreachable, throttling, timing out or refusing the call.
+    #[error("DynamoDB {operation} failed")]
+    Unavailable {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// An item in the table does not have the shape `store` writes.
+    #[error("item {key} is malformed: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+impl StoreError {
+    pub fn corrupt(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        StoreError::Corrupt { key: key.into(), reason: reason.into() }
+    }
+}
+
+/// Every failure a Latchkey endpoint can answer with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("Content-Type must be {expected}")]
+    UnsupportedMediaType { expected: &'static str },
+    #[error("method not allowed; use {allow}")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("no such endpoint")]
+    NotFound,
+    /// Wrong email, wrong password, unknown app: one indistinguishable answer.
+    #[error("the email or password is incorrect")]
+    InvalidCredentials,
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    #[error("{message}")]
+    RateLimited { retry_after: Duration, message: &'static str },
+    #[error("the service is temporarily unavailable; retry shortly")]
+    Unavailable(#[source] BoxError),
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+/// How long clients are asked to wait after a 503.
+pub const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl ApiError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::InvalidCredentials | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `error` field of the JSON body.
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) | ApiError::PayloadTooLarge { .. } => "invalid_request",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::NotFound => "not_found",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::InvalidToken(_) => "invalid_token",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "server_error",
+        }
+    }
+
+    /// The `error_description` field: the Display text, which never includes
+    /// a cause (causes are `#[source]`, for logs only).
+    pub fn public_description(&self) -> String {
+        self.to_string()
+    }
+
+    /// `Retry-After` seconds, where the status calls for one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
+            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable { .. } => ApiError::Unavailable(Box::new(err)),
+            StoreError::Corrupt { .. } => ApiError::Internal(Box::new(err)),
+        }
+    }
+}
+
+/// Renders an error and its causes on one line, for logs.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_text_never_includes_the_cause() {
+        let err: ApiError = StoreError::Unavailable {
+            operation: "GetItem",
+            source: "connection refused to secret-host".into(),
+        }
+        .into();
+        assert_eq!(err.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.error_code(), "unavailable");
+        assert!(!err.public_description().contains("secret-host"));
+        assert!(error_chain(&err).contains("connection refused"));
+        assert_eq!(err.retry_after(), Some(UNAVAILABLE_RETRY_AFTER));
+    }
+
+    #[test]
+    fn corrupt_items_are_internal_errors() {
+        let err: ApiError = StoreError::corrupt("USER#x", "no hash").into();
+        assert_eq!(err.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.public_description(), "internal error");
+    }
+}

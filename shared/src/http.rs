@@ -1,0 +1,278 @@
+//! HTTP adapter helpers shared by every function: reading typed input out of
+//! an API Gateway request, and writing JSON responses and errors.
+//!
+//! Nothing here logs a header or a body: they carry passwords and tokens.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt as _, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, error_chain};
+
+pub type HttpResponse = Response<Body>;
+
+const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Serialises `body` as the JSON response. Every response is `no-store`:
+/// they carry tokens (RFC 6749 §5.1) or say who holds them.
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
+    let bytes = serde_json::to_vec(body).expect("response types always serialise");
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: String,
+}
+
+/// The SPEC's error body, with the headers its status calls for.
+pub fn error_response(err: &ApiError) -> HttpResponse {
+    let description = err.public_description();
+    let mut response = json_response(
+        err.status_code(),
+        &ErrorBody { error: err.error_code(), error_description: description.clone() },
+    );
+    let headers = response.headers_mut();
+    if let Some(wait) = err.retry_after() {
+        // Whole seconds, rounded up: a client that waits this long is clear.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
+    match err {
+        ApiError::InvalidToken(_) => {
+            // RFC 6750 §3: the description is ours and has no quotes.
+            let challenge = format!(r#"Bearer error="invalid_token", error_description="{description}""#);
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
+        ApiError::MethodNotAllowed { allow } => {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        _ => {}
+    }
+    response
+}
+
+/// Runs one request through `handler`, turns an error into its JSON answer
+/// and writes one log line (method, route, status, latency; never headers or
+/// bodies).
+pub async fn respond<F>(req: &Request, handler: F) -> HttpResponse
+where
+    F: Future<Output = Result<HttpResponse, ApiError>>,
+{
+    let started = Instant::now();
+    let result = handler.await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let request_id = request_id(req);
+    let response = match result {
+        Ok(response) => response,
+        Err(err) => {
+            if err.status_code().is_server_error() {
+                tracing::error!(
+                    request_id = request_id.as_deref(),
+                    error = %error_chain(&err),
+                    "request failed"
+                );
+            }
+            error_response(&err)
+        }
+    };
+    tracing::info!(
+        request_id = request_id.as_deref(),
+        method = %req.method(),
+        path = req.uri().path(),
+        status = response.status().as_u16(),
+        elapsed_ms,
+        "request"
+    );
+    response
+}
+
+/// Fails with 405 unless the request uses `method`.
+pub fn require_method(req: &Request, method: &Method, allow: &'static str) -> Result<(), ApiError> {
+    if req.method() == method { Ok(()) } else { Err(ApiError::MethodNotAllowed { allow }) }
+}
+
+/// Whether the request path is `suffix`, ignoring a leading API Gateway stage
+/// segment and a trailing slash.
+pub fn path_is(req: &Request, suffix: &str) -> bool {
+    let path = req.uri().path().trim_end_matches('/');
+    path == suffix || path.strip_suffix(suffix).is_some_and(|stage| stage.starts_with('/') && !stage[1..].contains('/'))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    Json,
+    Form,
+}
+
+fn media_type(req: &Request) -> Option<MediaType> {
+    let raw = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let mut parts = raw.split(';').map(str::trim);
+    let essence = parts.next()?.to_ascii_lowercase();
+    let charset_ok = parts.all(|param| match param.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        _ => true,
+    });
+    if !charset_ok {
+        return None;
+    }
+    match essence.as_str() {
+        JSON => Some(MediaType::Json),
+        FORM => Some(MediaType::Form),
+        _ => None,
+    }
+}
+
+fn body_within_limit(req: &Request, max_bytes: usize) -> Result<&[u8], ApiError> {
+    let body: &[u8] = req.body().as_ref();
+    if body.len() > max_bytes {
+        return Err(ApiError::PayloadTooLarge { limit: max_bytes });
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidRequest("request body is empty; expected a JSON object".into()));
+    }
+    Ok(body)
+}
+
+fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|err| {
+        use serde_json::error::Category;
+        ApiError::InvalidRequest(match err.classify() {
+            Category::Syntax | Category::Eof | Category::Io => format!("request body is not valid JSON: {err}"),
+            Category::Data => format!("invalid request body: {err}"),
+        })
+    })
+}
+
+/// Reads a JSON body into `T`: 415 for another media type, 413 over the
+/// limit, 400 for malformed JSON, a missing field or a wrong type.
+pub fn read_json<T: DeserializeOwned>(req: &Request, max_bytes: usize) -> Result<T, ApiError> {
+    if media_type(req) != Some(MediaType::Json) {
+        return Err(ApiError::UnsupportedMediaType { expected: JSON });
+    }
+    decode_json(body_within_limit(req, max_bytes)?)
+}
+
+/// Like [`read_json`], but also takes `application/x-www-form-urlencoded`,
+/// which OAuth clients send to RFC 6749/7009 endpoints.
+pub fn read_json_or_form<T: DeserializeOwned>(req: &Request, max_bytes: usize) -> Result<T, ApiError> {
+    match media_type(req) {
+        Some(MediaType::Json) => decode_json(body_within_limit(req, max_bytes)?),
+        Some(MediaType::Form) => serde_urlencoded::from_bytes(body_within_limit(req, max_bytes)?)
+            .map_err(|err| ApiError::InvalidRequest(format!("invalid form body: {err}"))),
+        None => Err(ApiError::UnsupportedMediaType { expected: "application/json or application/x-www-form-urlencoded" }),
+    }
+}
+
+/// The caller's address as API Gateway saw it (never a client-set header).
+pub fn client_ip(req: &Request) -> Option<IpAddr> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref()?.parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn request_id(req: &Request) -> Option<String> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.request_id.clone(),
+        _ => None,
+    }
+}
+
+/// A request header as text, if present and printable.
+pub fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(path: &str, content_type: Option<&str>, body: &str) -> Request {
+        let mut builder = lambda_http::http::Request::builder().method("POST").uri(path);
+        if let Some(ct) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        builder.body(Body::from(body.to_owned())).expect("valid request")
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Sample {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    #[test]
+    fn media_types_are_matched_on_their_essence() {
+        let ok = request("/x", Some("Application/JSON; charset=UTF-8"), r#"{"name":"a"}"#);
+        assert!(read_json::<Sample>(&ok, 100).is_ok());
+        for ct in [None, Some("text/plain"), Some("application/json; charset=latin1")] {
+            let err = read_json::<Sample>(&request("/x", ct, "{}"), 100).expect_err("refused");
+            assert_eq!(err.status_code(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
+        }
+    }
+
+    #[test]
+    fn bodies_are_bounded_and_decoded_into_400s() {
+        let big = request("/x", Some(JSON), &format!(r#"{{"name":"{}"}}"#, "a".repeat(200)));
+        assert_eq!(read_json::<Sample>(&big, 100).expect_err("too big").status_code(), StatusCode::PAYLOAD_TOO_LARGE);
+        for body in ["", "{", "[]", r#"{"name":1}"#, "{}"] {
+            let err = read_json::<Sample>(&request("/x", Some(JSON), body), 100).expect_err("bad body");
+            assert_eq!(err.status_code(), StatusCode::BAD_REQUEST, "{body:?}");
+            assert_eq!(err.error_code(), "invalid_request");
+        }
+    }
+
+    #[test]
+    fn forms_are_accepted_where_oauth_expects_them() {
+        let form = request("/x", Some(FORM), "name=a%20b");
+        assert!(read_json_or_form::<Sample>(&form, 100).is_ok());
+        assert!(read_json::<Sample>(&form, 100).is_err());
+    }
+
+    #[test]
+    fn paths_match_with_or_without_a_stage_prefix() {
+        assert!(path_is(&request("/v1/auth/refresh", None, ""), "/v1/auth/refresh"));
+        assert!(path_is(&request("/live/v1/auth/refresh/", None, ""), "/v1/auth/refresh"));
+        assert!(!path_is(&request("/a/b/v1/auth/refresh", None, ""), "/v1/auth/refresh"));
+        assert!(!path_is(&request("/v1/auth/refreshx", None, ""), "/v1/auth/refresh"));
+        assert!(!path_is(&request("/xv1/auth/refresh", None, ""), "/v1/auth/refresh"));
+    }
+
+    #[test]
+    fn error_responses_carry_the_headers_their_status_needs() {
+        let response = error_response(&ApiError::InvalidToken("refresh token is invalid"));
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().expect("ascii");
+        assert!(challenge.starts_with(r#"Bearer error="invalid_token""#), "{challenge}");
+        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).expect("json");
+        assert_eq!(body["error"], "invalid_token");
+        assert_eq!(body["error_description"], "refresh token is invalid");
+
+        let limited = error_response(&ApiError::RateLimited {
+            retry_after: std::time::Duration::from_millis(1500),
+            message: "slow down",
+        });
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "2");
+        let not_allowed = error_response(&ApiError::MethodNotAllowed { allow: "POST" });
+        assert_eq!(not_allowed.headers()[header::ALLOW], "POST");
+    }
+}

@@ -1,0 +1,145 @@
+//! The signing key ring: which key signs now, which public keys verify, and
+//! rotation. A function instance loads the ring with one Query and keeps it
+//! for `key_cache_ttl`, or until a pre-published key's activation time
+//! arrives, whichever is first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::RwLock;
+
+use crate::crypto::{Sealer, random_id};
+use crate::error::{ApiError, StoreError};
+use crate::jwt::{SigningAlgorithm, SigningKey, VerifyingKey, generate_key_pair};
+use crate::store::{SigningKeyRecord, SigningKeyStore};
+use crate::time::{now_secs, rfc3339};
+
+/// Default wait between publishing a rotated-in key and signing with it:
+/// API Gateway's JWT authorizer caches a JWKS for up to two hours.
+pub const DEFAULT_PREPUBLISH: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// A loaded snapshot of the ring.
+#[derive(Debug)]
+pub struct KeySet {
+    loaded_at: Instant,
+    /// The newest active key, unsealed; `None` before the first key exists.
+    pub signing: Option<Arc<SigningKey>>,
+    /// Every published key by kid, active or pre-published.
+    pub verifying: HashMap<String, VerifyingKey>,
+    /// The records, oldest first (for JWKS and admin listings).
+    pub records: Vec<SigningKeyRecord>,
+    /// When the next pre-published key starts signing.
+    next_activation: Option<u64>,
+}
+
+impl KeySet {
+    fn is_fresh(&self, ttl: Duration, now: u64) -> bool {
+        self.loaded_at.elapsed() < ttl && self.next_activation.is_none_or(|at| at > now)
+    }
+}
+
+pub struct KeyRing {
+    store: SigningKeyStore,
+    sealer: Sealer,
+    algorithm: SigningAlgorithm,
+    cache_ttl: Duration,
+    cache: RwLock<Option<Arc<KeySet>>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing").field("algorithm", &self.algorithm).field("cache_ttl", &self.cache_ttl).finish_non_exhaustive()
+    }
+}
+
+/// Whether the sealing key can open a key record: if not, the deployment's
+/// `LATCHKEY_SEALING_KEY` is not the one that sealed it.
+fn unseal_error(kid: &str) -> ApiError {
+    ApiError::Internal(format!("signing key {kid} cannot be unsealed: is LATCHKEY_SEALING_KEY the one it was created with?").into())
+}
+
+impl KeyRing {
+    /// `algorithm` is what a key generated on demand uses.
+    pub fn new(store: SigningKeyStore, sealer: Sealer, algorithm: SigningAlgorithm, cache_ttl: Duration) -> Self {
+        Self { store, sealer, algorithm, cache_ttl, cache: RwLock::new(None) }
+    }
+
+    /// The current key set, from cache when fresh.
+    pub async fn current(&self) -> Result<Arc<KeySet>, ApiError> {
+        let now = now_secs();
+        if let Some(set) = self.cache.read().await.as_ref().filter(|s| s.is_fresh(self.cache_ttl, now)) {
+            return Ok(Arc::clone(set));
+        }
+        self.reload().await
+    }
+
+    /// Loads the ring from the table, replacing the cache.
+    pub async fn reload(&self) -> Result<Arc<KeySet>, ApiError> {
+        let mut cache = self.cache.write().await;
+        let now = now_secs();
+        let records = self.store.list(now).await?;
+        let mut verifying = HashMap::with_capacity(records.len());
+        for record in &records {
+            let key = VerifyingKey::from_jwk(record.kid.clone(), record.algorithm, &record.public_jwk)
+                .map_err(|reason| ApiError::from(StoreError::corrupt(format!("SIGNING_KEY/{}", record.kid), reason)))?;
+            verifying.insert(record.kid.clone(), key);
+        }
+        let signer_record = records.iter().rev().find(|r| r.active_from <= now && r.expires_at.is_none());
+        let signing = match signer_record {
+            Some(record) => {
+                let der = self
+                    .sealer
+                    .unseal(&record.sealed_private_key, record.kid.as_bytes())
+                    .map_err(|_| unseal_error(&record.kid))?;
+                Some(Arc::new(SigningKey::from_der(record.kid.clone(), record.algorithm, &der)))
+            }
+            None => None,
+        };
+        let next_activation = records.iter().map(|r| r.active_from).filter(|at| *at > now).min();
+        let set = Arc::new(KeySet { loaded_at: Instant::now(), signing, verifying, records, next_activation });
+        *cache = Some(Arc::clone(&set));
+        Ok(set)
+    }
+
+    /// The key to sign with now. The very first call on a new table creates
+    /// the first key (active at once: no token can be cached anywhere yet).
+    pub async fn signing_key(&self) -> Result<Arc<SigningKey>, ApiError> {
+        if let Some(key) = self.current().await?.signing.clone() {
+            return Ok(key);
+        }
+        self.add_key(self.algorithm, Duration::ZERO).await?;
+        self.reload()
+            .await?
+            .signing
+            .clone()
+            .ok_or_else(|| ApiError::Internal("no active signing key after creating one".into()))
+    }
+
+    /// Adds a new key that starts signing after `prepublish` (zero: at once).
+    /// Old keys stay published; tokens they signed keep verifying.
+    pub async fn add_key(&self, algorithm: SigningAlgorithm, prepublish: Duration) -> Result<SigningKeyRecord, ApiError> {
+        let now = now_secs();
+        let kid = format!("{}-{}", &rfc3339(now)[..10], &random_id()[..10]);
+        let generated = {
+            let kid = kid.clone();
+            tokio::task::spawn_blocking(move || generate_key_pair(algorithm, &kid))
+                .await
+                .map_err(|err| ApiError::Internal(Box::new(err)))??
+        };
+        let record = SigningKeyRecord {
+            sealed_private_key: self.sealer.seal(&generated.private_der, kid.as_bytes()),
+            kid,
+            algorithm,
+            public_jwk: generated.public_jwk.to_string(),
+            created_at: now,
+            active_from: now + prepublish.as_secs(),
+            expires_at: None,
+        };
+        if !self.store.insert(&record).await? {
+            return Err(ApiError::Internal(format!("signing key id {} already exists", record.kid).into()));
+        }
+        tracing::info!(kid = %record.kid, alg = %algorithm, active_from = record.active_from, "signing key added");
+        Ok(record)
+    }
+}

@@ -1,0 +1,64 @@
+//! Latchkey's shared crate: configuration, domain types, the DynamoDB store,
+//! tokens, errors, telemetry and the services the Lambda functions call.
+//!
+//! Each function's `main` builds a [`Latchkey`] from the environment once per
+//! cold start and hands its handler a borrowed service.
+
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod jwt;
+pub mod keys;
+pub mod password;
+pub mod refresh_token;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+pub mod time;
+
+use std::sync::Arc;
+
+pub use config::Config;
+pub use error::{ApiError, StoreError};
+
+/// The parts of a deployment every function shares, built once at cold start.
+#[derive(Debug)]
+pub struct Latchkey {
+    pub config: Config,
+    pub stores: store::Stores,
+    pub issuer: Arc<service::TokenIssuer>,
+    pub refresh_codec: Arc<refresh_token::RefreshTokenCodec>,
+}
+
+impl Latchkey {
+    pub fn new(config: Config, client: aws_sdk_dynamodb::Client) -> Self {
+        let table = store::Table::new(client, config.store.table_name.as_str());
+        let stores = store::Stores::new(&table);
+        let keys = Arc::new(keys::KeyRing::new(
+            stores.signing_keys.clone(),
+            config.sealing_key.sealer(),
+            config.signing_algorithm,
+            config.key_cache_ttl,
+        ));
+        let issuer = Arc::new(service::TokenIssuer::new(&config, keys));
+        let refresh_codec = Arc::new(refresh_token::RefreshTokenCodec::new(&config.sealing_key, config.stage));
+        Self { config, stores, issuer, refresh_codec }
+    }
+
+    /// Loads config from the environment and connects to DynamoDB.
+    pub async fn from_env() -> Result<Self, config::ConfigError> {
+        let config = Config::from_env()?;
+        let client = store::connect(&config.store).await;
+        Ok(Self::new(config, client))
+    }
+
+    pub fn login_service(&self) -> service::LoginService {
+        service::LoginService::new(&self.config, &self.stores, Arc::clone(&self.issuer), Arc::clone(&self.refresh_codec))
+    }
+
+    pub fn refresh_service(&self) -> service::RefreshService {
+        service::RefreshService::new(&self.config, &self.stores, Arc::clone(&self.issuer), Arc::clone(&self.refresh_codec))
+    }
+}

@@ -1,0 +1,142 @@
+//! Password login: email + password in, token response out.
+//!
+//! DynamoDB calls on success: one consistent BatchGetItem (the user and both
+//! failure counters) and one write (the new refresh family, in a transaction
+//! with clearing the account's counter when it had failures). A wrong
+//! password costs the read plus the counter updates.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::config::{Config, LoginThrottlePolicy};
+use crate::crypto::MacKey;
+use crate::domain::{Email, Password};
+use crate::error::ApiError;
+use crate::password::verify_password;
+use crate::refresh_token::{FamilyId, RefreshTokenCodec};
+use crate::service::tokens::{Principal, TokenIssuer, TokenResponse};
+use crate::store::{LoginThrottleStore, RefreshFamily, RefreshFamilyStore, Stores, ThrottleKey};
+use crate::time::now_secs;
+
+/// POST /v1/auth/login body.
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    pub email: Email,
+    pub password: Password,
+}
+
+/// App credentials from `X-App-Id` / `X-App-Secret`.
+#[derive(Debug)]
+pub struct AppCredentials {
+    pub app_id: String,
+    pub secret: secrecy::SecretString,
+}
+
+pub struct LoginService {
+    throttle: LoginThrottleStore,
+    families: RefreshFamilyStore,
+    throttle_mac: MacKey,
+    policy: LoginThrottlePolicy,
+    codec: Arc<RefreshTokenCodec>,
+    issuer: Arc<TokenIssuer>,
+    refresh_ttl: u64,
+    refresh_absolute_ttl: u64,
+}
+
+impl std::fmt::Debug for LoginService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginService").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+const LOCKED: &str = "too many failed login attempts; try again later";
+
+impl LoginService {
+    pub fn new(config: &Config, stores: &Stores, issuer: Arc<TokenIssuer>, codec: Arc<RefreshTokenCodec>) -> Self {
+        Self {
+            throttle: stores.login_throttle.clone(),
+            families: stores.refresh_families.clone(),
+            throttle_mac: config.sealing_key.mac_key("login-throttle/v1"),
+            policy: config.login_throttle.clone(),
+            codec,
+            issuer,
+            refresh_ttl: config.refresh_token_ttl.as_secs(),
+            refresh_absolute_ttl: config.refresh_absolute_ttl.as_secs(),
+        }
+    }
+
+    pub async fn login(
+        &self,
+        request: LoginRequest,
+        app: Option<AppCredentials>,
+        client_ip: Option<IpAddr>,
+    ) -> Result<TokenResponse, ApiError> {
+        if app.is_some() {
+            // No app can be registered yet, so any app credential is invalid.
+            return Err(ApiError::InvalidCredentials);
+        }
+        let now = now_secs();
+        let account_key = ThrottleKey::account(&self.throttle_mac, &request.email);
+        let ip_key = client_ip.map(|ip| ThrottleKey::ip(&self.throttle_mac, ip));
+        let state = self.throttle.load_attempt(&request.email, &account_key, ip_key.as_ref(), now).await?;
+
+        // Locked accounts and IPs are refused before any password check, the
+        // same way for unknown and known emails.
+        let locked = [state.account.locked_for(now), state.ip.locked_for(now)].into_iter().flatten().max();
+        if let Some(retry_after) = locked {
+            return Err(ApiError::RateLimited { retry_after, message: LOCKED });
+        }
+
+        let user = state.user;
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        if !verify_password(request.password, stored_hash).await? {
+            let account = self.throttle.record_failure(&account_key, self.policy.account_max_failures, &self.policy, now);
+            let ip = async {
+                match &ip_key {
+                    Some(key) => self.throttle.record_failure(key, self.policy.ip_max_failures, &self.policy, now).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let (account, ip) = tokio::join!(account, ip);
+            let (account, ip) = (account?, ip?);
+            tracing::info!(
+                account_failures = account.failures,
+                ip_failures = ip.map(|s| s.failures),
+                locked = account.locked_until.is_some() || ip.is_some_and(|s| s.locked_until.is_some()),
+                "login failed"
+            );
+            return Err(ApiError::InvalidCredentials);
+        }
+        let user = user.ok_or(ApiError::InvalidCredentials)?;
+
+        let principal = Principal {
+            sub: user.user_id.to_string(),
+            tenant_id: user.tenant_id.to_string(),
+            scope: user.scopes.to_string(),
+            client_id: None,
+        };
+        let family = RefreshFamily {
+            family: FamilyId::generate(),
+            sub: principal.sub.clone(),
+            tenant_id: principal.tenant_id.clone(),
+            scope: principal.scope.clone(),
+            env: self.issuer.stage(),
+            client_id: principal.client_id.clone(),
+            generation: 0,
+            created_at: now,
+            rotated_at_ms: None,
+            expires_at: now + self.refresh_ttl,
+            absolute_expires_at: now + self.refresh_absolute_ttl,
+            revoked_at: None,
+        };
+        // Sign first: if the key ring cannot sign, no family is left behind.
+        let access = self.issuer.issue(&principal).await?;
+        let clear_account = if state.account.failures > 0 { Some(self.throttle.clear_op(&account_key)?) } else { None };
+        self.families.insert(&family, clear_account).await?;
+        tracing::info!(sub = %principal.sub, tid = %principal.tenant_id, "login succeeded");
+        let refresh = self.codec.mint(family.family, family.generation);
+        Ok(TokenIssuer::response(access, Some((refresh, family.valid_until()))))
+    }
+}

@@ -1,0 +1,10 @@
+//! The services the functions call: one method per operation, typed input
+//! in, a domain result out. They know nothing of HTTP.
+
+pub mod login;
+pub mod refresh;
+pub mod tokens;
+
+pub use login::{LoginRequest, LoginService};
+pub use refresh::{RefreshRequest, RefreshService, RevokeRequest};
+pub use tokens::{Principal, TokenIssuer, TokenResponse};

@@ -1,0 +1,131 @@
+//! Issuing access tokens and the token response every grant returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Serialize, Serializer};
+
+use crate::config::Config;
+use crate::crypto::random_id;
+use crate::domain::Stage;
+use crate::error::ApiError;
+use crate::jwt::{AccessClaims, AccessTokenVerifier};
+use crate::keys::KeyRing;
+use crate::time::{now_secs, rfc3339};
+
+/// Who a token is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub sub: String,
+    pub tenant_id: String,
+    pub scope: String,
+    pub client_id: Option<String>,
+}
+
+/// The SPEC's token response (RFC 6749 §5.1 plus `expires_at`).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    #[serde(serialize_with = "expose")]
+    pub access_token: SecretString,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    /// RFC 3339.
+    pub expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub refresh_token: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
+    pub scope: String,
+}
+
+fn expose<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose_secret())
+}
+
+#[allow(clippy::ref_option)]
+fn expose_opt<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_str(secret.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Signs access tokens for one issuer, audience and stage.
+#[derive(Debug)]
+pub struct TokenIssuer {
+    keys: Arc<KeyRing>,
+    issuer: String,
+    audience: String,
+    stage: Stage,
+    access_ttl: Duration,
+}
+
+/// A signed access token and when it expires.
+#[derive(Debug)]
+pub struct IssuedAccessToken {
+    pub token: SecretString,
+    pub expires_at: u64,
+    pub scope: String,
+}
+
+impl TokenIssuer {
+    pub fn new(config: &Config, keys: Arc<KeyRing>) -> Self {
+        Self {
+            keys,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            stage: config.stage,
+            access_ttl: config.access_token_ttl,
+        }
+    }
+
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// A verifier for the tokens this issuer signs.
+    pub fn verifier(&self) -> AccessTokenVerifier {
+        AccessTokenVerifier::new(&self.issuer, &self.audience, self.stage.as_str())
+    }
+
+    pub async fn issue(&self, principal: &Principal) -> Result<IssuedAccessToken, ApiError> {
+        let key = self.keys.signing_key().await?;
+        let now = now_secs();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: principal.sub.clone(),
+            aud: self.audience.clone(),
+            exp: now + self.access_ttl.as_secs(),
+            iat: now,
+            jti: random_id(),
+            tid: principal.tenant_id.clone(),
+            scope: principal.scope.clone(),
+            env: self.stage.as_str().to_owned(),
+            client_id: principal.client_id.clone(),
+        };
+        Ok(IssuedAccessToken { token: key.sign(&claims)?.into(), expires_at: claims.exp, scope: claims.scope })
+    }
+
+    /// Builds the token response around a freshly issued access token.
+    pub fn response(access: IssuedAccessToken, refresh: Option<(SecretString, u64)>) -> TokenResponse {
+        let now = now_secs();
+        let (refresh_token, refresh_expires_in) = match refresh {
+            Some((token, valid_until)) => (Some(token), Some(valid_until.saturating_sub(now))),
+            None => (None, None),
+        };
+        TokenResponse {
+            access_token: access.token,
+            token_type: "Bearer",
+            expires_in: access.expires_at.saturating_sub(now),
+            expires_at: rfc3339(access.expires_at),
+            refresh_token,
+            refresh_expires_in,
+            scope: access.scope,
+        }
+    }
+}

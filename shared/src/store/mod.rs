@@ -1,0 +1,201 @@
+//! The DynamoDB adapter: one table, one store per aggregate. Conditions, TTL
+//! and the translation of SDK errors stay in this module; services see
+//! domain answers and [`StoreError`].
+//!
+//! # Item shapes
+//!
+//! One table, partition key `pk` (S), sort key `sk` (S), TTL attribute
+//! `expires_at` (N, Unix seconds). DynamoDB deletes expired items lazily, so
+//! every read and every condition treats `expires_at <= now` as absent.
+//! Numbers are Unix seconds unless the name ends in `_ms`.
+//!
+//! | aggregate | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | tenant | `TENANT#<tenant_id>` | `PROFILE` | `tenant_id` S, `plan` S (`free`/`pro`/`enterprise`), `created_at` N |
+//! | user | `USER#<email>` | `PROFILE` | `user_id` S (`usr_…`), `tenant_id` S, `email` S, `password_hash` S (argon2id PHC), `scope` S (space-separated), `created_at` N |
+//! | login throttle | `LOGIN_THROTTLE#account#<hmac(email)>` or `LOGIN_THROTTLE#ip#<hmac(ip)>` | `COUNTER` | `failures` N, `locked_until` N (optional), `expires_at` N |
+//! | refresh family | `REFRESH#<family_id>` | `FAMILY` | `sub` S, `tenant_id` S, `scope` S, `env` S, `client_id` S (optional), `generation` N, `created_at` N, `rotated_at_ms` N (optional), `expires_at` N (sliding), `absolute_expires_at` N, `revoked_at` N (optional), `revoke_reason` S (optional) |
+//! | signing key | `SIGNING_KEY` | `KID#<kid>` | `kid` S, `alg` S, `public_jwk` S (JSON), `private_key` B (sealed, AES-256-GCM, AAD = kid), `created_at` N, `active_from` N, `expires_at` N (set when retired) |
+//!
+//! Throttle keys are keyed hashes so that neither an email someone merely
+//! tried (sometimes a mistyped password) nor a client IP is stored in clear.
+//! Refresh tokens are never stored: see [`crate::refresh_token`].
+
+pub mod login_throttle;
+pub mod metrics;
+pub mod refresh_families;
+pub mod schema;
+pub mod signing_keys;
+pub mod tenants;
+pub mod users;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+
+use crate::config::StoreConfig;
+use crate::error::StoreError;
+
+pub use login_throttle::{LoginThrottleStore, ThrottleKey, ThrottleState};
+pub use refresh_families::{RefreshFamily, RefreshFamilyStore, RotateOutcome};
+pub use signing_keys::{SigningKeyRecord, SigningKeyStore};
+pub use tenants::{TenantRecord, TenantStore};
+pub use users::{UserRecord, UserStore};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Loads the AWS configuration (region, credentials, and
+/// `AWS_ENDPOINT_URL_DYNAMODB` for DynamoDB Local) and builds the client with
+/// our timeouts and retries.
+pub async fn connect(config: &StoreConfig) -> Client {
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    Client::from_conf(client_config(&sdk, config).build())
+}
+
+/// The client configuration, for callers that add to it (tests and the
+/// benchmark add a call-counting interceptor).
+pub fn client_config(sdk: &SdkConfig, config: &StoreConfig) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::from(sdk)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(config.operation_timeout)
+                .operation_attempt_timeout(config.attempt_timeout)
+                .connect_timeout(config.connect_timeout)
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts))
+}
+
+/// The one table, shared by every store.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub(crate) client: Client,
+    pub(crate) name: Arc<str>,
+}
+
+impl Table {
+    pub fn new(client: Client, name: impl Into<Arc<str>>) -> Self {
+        Self { client, name: name.into() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Every store over one table.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub tenants: TenantStore,
+    pub users: UserStore,
+    pub login_throttle: LoginThrottleStore,
+    pub refresh_families: RefreshFamilyStore,
+    pub signing_keys: SigningKeyStore,
+}
+
+impl Stores {
+    pub fn new(table: &Table) -> Self {
+        Self {
+            tenants: TenantStore::new(table.clone()),
+            users: UserStore::new(table.clone()),
+            login_throttle: LoginThrottleStore::new(table.clone()),
+            refresh_families: RefreshFamilyStore::new(table.clone()),
+            signing_keys: SigningKeyStore::new(table.clone()),
+        }
+    }
+}
+
+/// Any SDK failure we do not answer as a domain outcome: throttling,
+/// timeouts, a dead endpoint, a missing table. All of them mean "try again".
+pub(crate) fn unavailable<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::Unavailable { operation, source: Box::new(err) }
+}
+
+/// A request the SDK refused to build (a required field missing): a bug, but
+/// one that must not panic a request.
+pub(crate) fn build_failed(operation: &'static str, err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Unavailable { operation, source: Box::new(err) }
+}
+
+pub(crate) fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))])
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Typed reads from an item, failing as [`StoreError::Corrupt`].
+pub(crate) struct ItemReader<'a> {
+    item: &'a Item,
+}
+
+impl<'a> ItemReader<'a> {
+    pub(crate) fn new(item: &'a Item) -> Self {
+        Self { item }
+    }
+
+    fn describe(&self) -> String {
+        match (self.item.get("pk"), self.item.get("sk")) {
+            (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => {
+                // Keys of user items hold an email: show only the prefix.
+                let kind = pk.split('#').next().unwrap_or_default();
+                format!("{kind}#…/{sk}")
+            }
+            _ => "(no key)".to_owned(),
+        }
+    }
+
+    pub(crate) fn string(&self, name: &str) -> Result<&'a str, StoreError> {
+        self.opt_string(name)?.ok_or_else(|| StoreError::corrupt(self.describe(), format!("missing `{name}`")))
+    }
+
+    pub(crate) fn opt_string(&self, name: &str) -> Result<Option<&'a str>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(value)) => Ok(Some(value)),
+            Some(_) => Err(StoreError::corrupt(self.describe(), format!("`{name}` is not a string"))),
+        }
+    }
+
+    pub(crate) fn number(&self, name: &str) -> Result<u64, StoreError> {
+        self.opt_number(name)?.ok_or_else(|| StoreError::corrupt(self.describe(), format!("missing `{name}`")))
+    }
+
+    pub(crate) fn opt_number(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::N(value)) => value
+                .parse()
+                .map(Some)
+                .map_err(|_| StoreError::corrupt(self.describe(), format!("`{name}` is not an unsigned integer"))),
+            Some(_) => Err(StoreError::corrupt(self.describe(), format!("`{name}` is not a number"))),
+        }
+    }
+
+    pub(crate) fn bytes(&self, name: &str) -> Result<&'a [u8], StoreError> {
+        match self.item.get(name) {
+            Some(AttributeValue::B(blob)) => Ok(blob.as_ref()),
+            _ => Err(StoreError::corrupt(self.describe(), format!("`{name}` is missing or not binary"))),
+        }
+    }
+
+    /// Whether the item's TTL has passed (DynamoDB may not have deleted it yet).
+    pub(crate) fn is_expired(&self, now_secs: u64) -> Result<bool, StoreError> {
+        Ok(self.opt_number("expires_at")?.is_some_and(|at| at <= now_secs))
+    }
+}

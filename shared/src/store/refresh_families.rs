@@ -1,0 +1,229 @@
+//! Refresh families: one item per login session, holding the generation of
+//! the only refresh token that may be used next.
+//!
+//! Rotation is one conditional UpdateItem: it succeeds only for the current
+//! generation of a live, unrevoked family, and a failed condition hands back
+//! the item as it is (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), so the
+//! service can tell reuse from a grace-window retry without a second read.
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+
+use super::{Item, ItemReader, Table, build_failed, key, n, s, unavailable};
+use crate::domain::Stage;
+use crate::error::StoreError;
+use crate::refresh_token::FamilyId;
+
+const SK: &str = "FAMILY";
+
+fn family_key(family: FamilyId) -> Item {
+    key(format!("REFRESH#{}", family.to_key_string()), SK)
+}
+
+/// A refresh family as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFamily {
+    pub family: FamilyId,
+    pub sub: String,
+    pub tenant_id: String,
+    pub scope: String,
+    pub env: Stage,
+    pub client_id: Option<String>,
+    pub generation: u64,
+    pub created_at: u64,
+    pub rotated_at_ms: Option<u64>,
+    /// Sliding expiry, pushed forward by each rotation; the TTL attribute.
+    pub expires_at: u64,
+    pub absolute_expires_at: u64,
+    pub revoked_at: Option<u64>,
+}
+
+impl RefreshFamily {
+    /// When the current refresh token stops working.
+    pub fn valid_until(&self) -> u64 {
+        self.expires_at.min(self.absolute_expires_at)
+    }
+
+    pub fn is_live(&self, now_secs: u64) -> bool {
+        self.revoked_at.is_none() && self.valid_until() > now_secs
+    }
+}
+
+/// What a rotation attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The presented generation was current: the family now stands at the next.
+    Rotated(RefreshFamily),
+    /// The condition failed; the family as it is now, if it exists at all.
+    Rejected(Option<RefreshFamily>),
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshFamilyStore {
+    table: Table,
+}
+
+impl RefreshFamilyStore {
+    pub fn new(table: Table) -> Self {
+        Self { table }
+    }
+
+    fn put_op(&self, family: &RefreshFamily) -> Result<Put, StoreError> {
+        let mut item = family_key(family.family);
+        item.insert("sub".into(), s(&family.sub));
+        item.insert("tenant_id".into(), s(&family.tenant_id));
+        item.insert("scope".into(), s(&family.scope));
+        item.insert("env".into(), s(family.env.as_str()));
+        if let Some(client_id) = &family.client_id {
+            item.insert("client_id".into(), s(client_id));
+        }
+        item.insert("generation".into(), n(family.generation));
+        item.insert("created_at".into(), n(family.created_at));
+        item.insert("expires_at".into(), n(family.expires_at));
+        item.insert("absolute_expires_at".into(), n(family.absolute_expires_at));
+        Put::builder()
+            .table_name(self.table.name())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| build_failed("PutItem", e))
+    }
+
+    /// Stores a new family. With `also`, the write and that operation commit
+    /// together in one transaction (still one round trip).
+    pub async fn insert(&self, family: &RefreshFamily, also: Option<TransactWriteItem>) -> Result<(), StoreError> {
+        let put = self.put_op(family)?;
+        if let Some(also) = also {
+            return self
+                .table
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put).build())
+                .transact_items(also)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| unavailable("TransactWriteItems", e));
+        }
+        let result = self
+            .table
+            .client
+            .put_item()
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .set_condition_expression(put.condition_expression().map(str::to_owned))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // 128 random bits collided: not in this universe, but not a 500 either.
+            Err(err) if matches!(err.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                Err(StoreError::Unavailable { operation: "PutItem", source: "refresh family id collision".into() })
+            }
+            Err(err) => Err(unavailable("PutItem", err)),
+        }
+    }
+
+    /// Moves the family from `presented` to `presented + 1` if `presented` is
+    /// current and the family is live. One UpdateItem either way.
+    pub async fn rotate(
+        &self,
+        family: FamilyId,
+        presented: u64,
+        now_secs: u64,
+        now_millis: u64,
+        new_expires_at: u64,
+    ) -> Result<RotateOutcome, StoreError> {
+        let result = self
+            .table
+            .client
+            .update_item()
+            .table_name(self.table.name())
+            .set_key(Some(family_key(family)))
+            .update_expression("SET #generation = :next, rotated_at_ms = :now_ms, expires_at = :expires")
+            .condition_expression(
+                "#generation = :presented AND attribute_not_exists(revoked_at) \
+                 AND expires_at > :now AND absolute_expires_at > :now",
+            )
+            .expression_attribute_names("#generation", "generation")
+            .expression_attribute_values(":presented", n(presented))
+            .expression_attribute_values(":next", n(presented.saturating_add(1)))
+            .expression_attribute_values(":now", n(now_secs))
+            .expression_attribute_values(":now_ms", n(now_millis))
+            .expression_attribute_values(":expires", n(new_expires_at))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output
+                    .attributes()
+                    .ok_or_else(|| StoreError::corrupt("REFRESH", "UpdateItem returned no attributes"))?;
+                Ok(RotateOutcome::Rotated(parse_family(family, item)?))
+            }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(RotateOutcome::Rejected(failed.item().map(|item| parse_family(family, item)).transpose()?))
+                }
+                _ => Err(unavailable("UpdateItem", err)),
+            },
+        }
+    }
+
+    /// Revokes the family; `Ok(false)` if it does not exist or was already
+    /// revoked.
+    pub async fn revoke(&self, family: FamilyId, reason: &str, now_secs: u64) -> Result<bool, StoreError> {
+        let result = self
+            .table
+            .client
+            .update_item()
+            .table_name(self.table.name())
+            .set_key(Some(family_key(family)))
+            .update_expression("SET revoked_at = :now, revoke_reason = :reason")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(revoked_at)")
+            .expression_attribute_values(":now", n(now_secs))
+            .expression_attribute_values(":reason", s(reason))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(false),
+            Err(err) => Err(unavailable("UpdateItem", err)),
+        }
+    }
+
+    /// Reads a family (admin and tests; the request paths never need to).
+    pub async fn get(&self, family: FamilyId) -> Result<Option<RefreshFamily>, StoreError> {
+        let output = self
+            .table
+            .client
+            .get_item()
+            .table_name(self.table.name())
+            .set_key(Some(family_key(family)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", e))?;
+        output.item().map(|item| parse_family(family, item)).transpose()
+    }
+}
+
+fn parse_family(family: FamilyId, item: &Item) -> Result<RefreshFamily, StoreError> {
+    let reader = ItemReader::new(item);
+    Ok(RefreshFamily {
+        family,
+        sub: reader.string("sub")?.to_owned(),
+        tenant_id: reader.string("tenant_id")?.to_owned(),
+        scope: reader.opt_string("scope")?.unwrap_or_default().to_owned(),
+        env: reader.string("env")?.parse().map_err(|e: String| StoreError::corrupt("REFRESH", e))?,
+        client_id: reader.opt_string("client_id")?.map(str::to_owned),
+        generation: reader.number("generation")?,
+        created_at: reader.number("created_at")?,
+        rotated_at_ms: reader.opt_number("rotated_at_ms")?,
+        expires_at: reader.number("expires_at")?,
+        absolute_expires_at: reader.number("absolute_expires_at")?,
+        revoked_at: reader.opt_number("revoked_at")?,
+    })
+}

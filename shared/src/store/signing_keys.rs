@@ -1,0 +1,124 @@
+//! Signing keys: the private half sealed with the deployment's sealing key,
+//! the public half as a JWK. All keys share one partition, so one Query
+//! loads the whole key set.
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{Item, ItemReader, Table, key, n, s, unavailable};
+use crate::error::StoreError;
+use crate::jwt::SigningAlgorithm;
+
+const PK: &str = "SIGNING_KEY";
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub algorithm: SigningAlgorithm,
+    /// The public JWK as JSON text.
+    pub public_jwk: String,
+    /// AES-256-GCM blob of the private key's DER, bound to `kid`.
+    pub sealed_private_key: Vec<u8>,
+    pub created_at: u64,
+    /// Not used to sign before this time, so caches of the JWKS (API
+    /// Gateway keeps one up to two hours) see the key before any token does.
+    pub active_from: u64,
+    /// Set when the key is retired: kept until every token it signed expired.
+    pub expires_at: Option<u64>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("created_at", &self.created_at)
+            .field("active_from", &self.active_from)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SigningKeyStore {
+    table: Table,
+}
+
+impl SigningKeyStore {
+    pub fn new(table: Table) -> Self {
+        Self { table }
+    }
+
+    /// Every key that has not expired, oldest first.
+    pub async fn list(&self, now_secs: u64) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .table
+                .client
+                .query()
+                .table_name(self.table.name())
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(PK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", e))?;
+            for item in output.items() {
+                if !ItemReader::new(item).is_expired(now_secs)? {
+                    records.push(parse_key(item)?);
+                }
+            }
+            match output.last_evaluated_key() {
+                Some(last) if !last.is_empty() => start = Some(last.clone()),
+                _ => break,
+            }
+        }
+        records.sort_by(|a, b| (a.active_from, a.created_at, &a.kid).cmp(&(b.active_from, b.created_at, &b.kid)));
+        Ok(records)
+    }
+
+    /// Stores a new key; `Ok(false)` if the kid is taken.
+    pub async fn insert(&self, record: &SigningKeyRecord) -> Result<bool, StoreError> {
+        let mut item = key(PK.to_owned(), &format!("KID#{}", record.kid));
+        item.insert("kid".into(), s(&record.kid));
+        item.insert("alg".into(), s(record.algorithm.as_str()));
+        item.insert("public_jwk".into(), s(&record.public_jwk));
+        item.insert("private_key".into(), AttributeValue::B(Blob::new(record.sealed_private_key.clone())));
+        item.insert("created_at".into(), n(record.created_at));
+        item.insert("active_from".into(), n(record.active_from));
+        if let Some(expires_at) = record.expires_at {
+            item.insert("expires_at".into(), n(expires_at));
+        }
+        let result = self
+            .table
+            .client
+            .put_item()
+            .table_name(self.table.name())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if matches!(err.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => Ok(false),
+            Err(err) => Err(unavailable("PutItem", err)),
+        }
+    }
+}
+
+fn parse_key(item: &Item) -> Result<SigningKeyRecord, StoreError> {
+    let reader = ItemReader::new(item);
+    Ok(SigningKeyRecord {
+        kid: reader.string("kid")?.to_owned(),
+        algorithm: reader.string("alg")?.parse().map_err(|e: String| StoreError::corrupt("SIGNING_KEY", e))?,
+        public_jwk: reader.string("public_jwk")?.to_owned(),
+        sealed_private_key: reader.bytes("private_key")?.to_vec(),
+        created_at: reader.number("created_at")?,
+        active_from: reader.number("active_from")?,
+        expires_at: reader.opt_number("expires_at")?,
+    })
+}
