@@ -1,1 +1,433 @@
-fn main() {}
+//! `latchkey`: the admin command. It talks to the table directly with the
+//! same configuration as the functions, so it works against DynamoDB Local
+//! and AWS alike.
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use latchkey::Latchkey;
+use latchkey::config::{Env, StoreConfig};
+use latchkey::domain::{Email, Password, Plan, Scopes, TenantId, UserId};
+use latchkey::jwt::{AccessTokenVerifier, SigningAlgorithm, dangerous};
+use latchkey::keys::{DEFAULT_PREPUBLISH, KeyRing};
+use latchkey::store::users::AddUserOutcome;
+use latchkey::store::{Stores, Table, TenantRecord, UserRecord, schema};
+use latchkey::time::{now_secs, rfc3339};
+use serde_json::{Value, json};
+
+/// Latchkey admin: tables, tenants, users, signing keys and tokens.
+///
+/// Configuration comes from the same environment variables as the functions
+/// (LATCHKEY_TABLE_NAME, LATCHKEY_SEALING_KEY, LATCHKEY_ISSUER, AWS_REGION,
+/// AWS_ENDPOINT_URL_DYNAMODB, ...).
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version)]
+struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The DynamoDB table.
+    #[command(subcommand)]
+    Table(TableCommand),
+    /// Tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Signing keys for access tokens.
+    #[command(subcommand, name = "signing-key")]
+    SigningKey(SigningKeyCommand),
+    /// Access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The sealing key (LATCHKEY_SEALING_KEY).
+    #[command(subcommand, name = "sealing-key")]
+    SealingKey(SealingKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TableCommand {
+    /// Create the table with TTL on `expires_at` (idempotent).
+    Create,
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Add a tenant.
+    Add {
+        /// Tenant id: 1-64 of a-z, 0-9, '-', '_'.
+        id: TenantId,
+        #[arg(long, default_value = "free")]
+        plan: Plan,
+        /// Succeed if the tenant already exists.
+        #[arg(long)]
+        exists_ok: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user. The password is read from a prompt, or from stdin with
+    /// --password-stdin; never from the command line.
+    Add(UserAdd),
+}
+
+#[derive(Debug, Args)]
+struct UserAdd {
+    #[arg(long)]
+    tenant: TenantId,
+    #[arg(long)]
+    email: Email,
+    /// Read the password from the first line of stdin.
+    #[arg(long)]
+    password_stdin: bool,
+    /// Scopes, comma- or space-separated.
+    #[arg(long, default_value = "")]
+    scopes: String,
+    /// Succeed if a user with this email already exists.
+    #[arg(long)]
+    exists_ok: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum SigningKeyCommand {
+    /// Add a new signing key. It is published at once and starts signing
+    /// after the pre-publish delay (default 2h, so every JWKS cache sees it
+    /// first).
+    Rotate {
+        /// RS256, ES256 or EdDSA (default: LATCHKEY_SIGNING_ALG).
+        #[arg(long)]
+        alg: Option<SigningAlgorithm>,
+        /// Sign with the new key at once. For emergencies: verifiers that
+        /// cached the JWKS (API Gateway keeps it up to 2 h) reject new
+        /// tokens until their cache expires.
+        #[arg(long, conflicts_with = "prepublish")]
+        immediate: bool,
+        /// Delay before the key signs, e.g. 2h, 30m (default 2h).
+        #[arg(long, value_parser = humantime_duration)]
+        prepublish: Option<Duration>,
+    },
+    /// List the published keys.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Show a token's header and claims, and verify it against the table's
+    /// keys, issuer, audience and stage.
+    Inspect { token: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum SealingKeyCommand {
+    /// Print a new random sealing key (base64 of 32 bytes).
+    Generate,
+}
+
+fn humantime_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// A failure to report, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("{0}")]
+    Config(#[from] latchkey::config::ConfigError),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{}", latchkey::error::error_chain(.0))]
+    Store(#[from] latchkey::StoreError),
+    #[error("{}", latchkey::error::error_chain(.0))]
+    Api(#[from] latchkey::ApiError),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) | CliError::Input(_) => 2,
+            CliError::Conflict(_) => 3,
+            CliError::Store(_) | CliError::Api(_) => 1,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli.command, cli.json)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("latchkey: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// Prints `value` as JSON, or `text` for humans.
+fn emit(json_output: bool, value: &Value, text: &str) {
+    #[allow(clippy::print_stdout)]
+    if json_output {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+async fn stores() -> Result<(Table, Stores), CliError> {
+    let config = StoreConfig::from_env(&Env::from_process())?;
+    let client = latchkey::store::connect(&config).await;
+    let table = Table::new(client, config.table_name.as_str());
+    let stores = Stores::new(&table);
+    Ok((table, stores))
+}
+
+async fn run(command: Command, json_output: bool) -> Result<(), CliError> {
+    match command {
+        Command::Table(TableCommand::Create) => {
+            let (table, _) = stores().await?;
+            let outcome = schema::create_table(&table).await?;
+            let created = outcome == schema::TableCreation::Created;
+            let verb = if created { "created" } else { "already exists" };
+            emit(
+                json_output,
+                &json!({"table": table.name(), "created": created, "ttl_attribute": schema::TTL_ATTRIBUTE}),
+                &format!(
+                    "table {} {verb} (TTL on {})",
+                    table.name(),
+                    schema::TTL_ATTRIBUTE
+                ),
+            );
+        }
+        Command::Tenant(TenantCommand::Add {
+            id,
+            plan,
+            exists_ok,
+        }) => {
+            let (_, stores) = stores().await?;
+            let record = TenantRecord {
+                tenant_id: id.clone(),
+                plan,
+                created_at: now_secs(),
+            };
+            let added = stores.tenants.insert(&record).await?;
+            if !added && !exists_ok {
+                return Err(CliError::Conflict(format!("tenant {id} already exists")));
+            }
+            emit(
+                json_output,
+                &json!({"tenant_id": id, "plan": plan, "created": added}),
+                &format!(
+                    "tenant {id} ({}) {}",
+                    plan.as_str(),
+                    if added { "added" } else { "already exists" }
+                ),
+            );
+        }
+        Command::User(UserCommand::Add(args)) => add_user(args, json_output).await?,
+        Command::SigningKey(command) => signing_key(command, json_output).await?,
+        Command::Token(TokenCommand::Inspect { token }) => inspect(&token, json_output).await?,
+        Command::SealingKey(SealingKeyCommand::Generate) => {
+            let key = latchkey::config::generate_sealing_key_base64();
+            emit(json_output, &json!({"sealing_key": key}), &key);
+        }
+    }
+    Ok(())
+}
+
+fn read_password(from_stdin: bool) -> Result<Password, CliError> {
+    let raw = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Input(format!("reading stdin: {e}")))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else if std::io::stdin().is_terminal() {
+        let first =
+            rpassword::prompt_password("Password: ").map_err(|e| CliError::Input(e.to_string()))?;
+        let again = rpassword::prompt_password("Repeat password: ")
+            .map_err(|e| CliError::Input(e.to_string()))?;
+        if first != again {
+            return Err(CliError::Input("passwords do not match".into()));
+        }
+        first
+    } else {
+        return Err(CliError::Input(
+            "stdin is not a terminal: pass --password-stdin and pipe the password".into(),
+        ));
+    };
+    Password::parse_new(raw).map_err(|e| CliError::Input(e.0))
+}
+
+async fn add_user(args: UserAdd, json_output: bool) -> Result<(), CliError> {
+    let scopes = Scopes::parse(&args.scopes).map_err(|e| CliError::Input(e.0))?;
+    let password = read_password(args.password_stdin)?;
+    let (_, stores) = stores().await?;
+    let password_hash = latchkey::password::hash_password(password).await?;
+    let record = UserRecord {
+        user_id: UserId::generate(),
+        tenant_id: args.tenant.clone(),
+        email: args.email.clone(),
+        password_hash,
+        scopes,
+        created_at: now_secs(),
+    };
+    match stores.users.insert(&record).await? {
+        AddUserOutcome::Added => emit(
+            json_output,
+            &json!({"user_id": record.user_id, "tenant_id": record.tenant_id, "email": record.email,
+                    "scope": record.scopes.to_string(), "created": true}),
+            &format!(
+                "user {} ({}) added to tenant {}",
+                record.email, record.user_id, record.tenant_id
+            ),
+        ),
+        AddUserOutcome::EmailTaken if args.exists_ok => emit(
+            json_output,
+            &json!({"email": record.email, "created": false}),
+            &format!("user {} already exists", record.email),
+        ),
+        AddUserOutcome::EmailTaken => {
+            return Err(CliError::Conflict(format!(
+                "a user with email {} exists",
+                args.email
+            )));
+        }
+        AddUserOutcome::NoSuchTenant => {
+            return Err(CliError::Input(format!(
+                "no tenant {}: add it with `latchkey tenant add`",
+                args.tenant
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn signing_key(command: SigningKeyCommand, json_output: bool) -> Result<(), CliError> {
+    let latchkey = Latchkey::from_env().await?;
+    let ring = key_ring(&latchkey);
+    match command {
+        SigningKeyCommand::Rotate {
+            alg,
+            immediate,
+            prepublish,
+        } => {
+            let algorithm = alg.unwrap_or(latchkey.config.signing_algorithm);
+            let delay = if immediate {
+                Duration::ZERO
+            } else {
+                prepublish.unwrap_or(DEFAULT_PREPUBLISH)
+            };
+            let record = ring.add_key(algorithm, delay).await?;
+            let mut text = format!(
+                "signing key {} ({algorithm}) published; signs from {}",
+                record.kid,
+                rfc3339(record.active_from)
+            );
+            if delay < DEFAULT_PREPUBLISH {
+                text.push_str(
+                    "\nwarning: verifiers that cached the JWKS less than the pre-publish delay ago (API Gateway caches \
+                     it up to 2 h) will reject tokens signed with this key until their cache expires",
+                );
+            }
+            emit(
+                json_output,
+                &json!({"kid": record.kid, "alg": algorithm.as_str(), "active_from": rfc3339(record.active_from)}),
+                &text,
+            );
+        }
+        SigningKeyCommand::List => {
+            let set = ring.reload().await?;
+            let signing = set.signing.as_ref().map(|k| k.kid.clone());
+            let keys: Vec<Value> = set
+                .records
+                .iter()
+                .map(|r| {
+                    json!({"kid": r.kid, "alg": r.algorithm.as_str(), "created_at": rfc3339(r.created_at),
+                           "active_from": rfc3339(r.active_from), "signing": signing.as_deref() == Some(r.kid.as_str())})
+                })
+                .collect();
+            let text = set
+                .records
+                .iter()
+                .map(|r| {
+                    let marker = if signing.as_deref() == Some(r.kid.as_str()) {
+                        " (signing)"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "{}  {}  active from {}{marker}",
+                        r.kid,
+                        r.algorithm,
+                        rfc3339(r.active_from)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            emit(
+                json_output,
+                &json!({"keys": keys}),
+                if text.is_empty() {
+                    "no signing keys yet"
+                } else {
+                    &text
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn key_ring(latchkey: &Latchkey) -> KeyRing {
+    KeyRing::new(
+        latchkey.stores.signing_keys.clone(),
+        latchkey.config.sealing_key.sealer(),
+        latchkey.config.signing_algorithm,
+        Duration::ZERO,
+    )
+}
+
+async fn inspect(token: &str, json_output: bool) -> Result<(), CliError> {
+    let token = token.trim();
+    let (header, claims) = dangerous::decode_unverified(token)
+        .ok_or_else(|| CliError::Input("not a JWT (header.claims.signature)".into()))?;
+    let latchkey = Latchkey::from_env().await?;
+    let set = key_ring(&latchkey).reload().await?;
+    let config = &latchkey.config;
+    let verifier =
+        AccessTokenVerifier::new(&config.issuer, &config.audience, config.stage.as_str());
+    let verdict = verifier.verify(token, &set.verifying);
+    let (valid, reason) = match &verdict {
+        Ok(_) => (true, None),
+        Err(rejection) => (false, Some(rejection.description())),
+    };
+    let text = format!(
+        "header: {header}\nclaims: {claims}\nvalid: {valid}{}",
+        reason.map(|r| format!(" ({r})")).unwrap_or_default()
+    );
+    emit(
+        json_output,
+        &json!({"header": header, "claims": claims, "valid": valid, "reason": reason}),
+        &text,
+    );
+    if valid {
+        Ok(())
+    } else {
+        Err(CliError::Input(reason.unwrap_or("invalid").to_owned()))
+    }
+}

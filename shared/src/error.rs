@@ -29,7 +29,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn corrupt(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        StoreError::Corrupt { key: key.into(), reason: reason.into() }
+        StoreError::Corrupt {
+            key: key.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -53,7 +56,10 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidToken(&'static str),
     #[error("{message}")]
-    RateLimited { retry_after: Duration, message: &'static str },
+    RateLimited {
+        retry_after: Duration,
+        message: &'static str,
+    },
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable(#[source] BoxError),
     #[error("internal error")]

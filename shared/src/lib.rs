@@ -43,8 +43,16 @@ impl Latchkey {
             config.key_cache_ttl,
         ));
         let issuer = Arc::new(service::TokenIssuer::new(&config, keys));
-        let refresh_codec = Arc::new(refresh_token::RefreshTokenCodec::new(&config.sealing_key, config.stage));
-        Self { config, stores, issuer, refresh_codec }
+        let refresh_codec = Arc::new(refresh_token::RefreshTokenCodec::new(
+            &config.sealing_key,
+            config.stage,
+        ));
+        Self {
+            config,
+            stores,
+            issuer,
+            refresh_codec,
+        }
     }
 
     /// Loads config from the environment and connects to DynamoDB.
@@ -55,10 +63,20 @@ impl Latchkey {
     }
 
     pub fn login_service(&self) -> service::LoginService {
-        service::LoginService::new(&self.config, &self.stores, Arc::clone(&self.issuer), Arc::clone(&self.refresh_codec))
+        service::LoginService::new(
+            &self.config,
+            &self.stores,
+            Arc::clone(&self.issuer),
+            Arc::clone(&self.refresh_codec),
+        )
     }
 
     pub fn refresh_service(&self) -> service::RefreshService {
-        service::RefreshService::new(&self.config, &self.stores, Arc::clone(&self.issuer), Arc::clone(&self.refresh_codec))
+        service::RefreshService::new(
+            &self.config,
+            &self.stores,
+            Arc::clone(&self.issuer),
+            Arc::clone(&self.refresh_codec),
+        )
     }
 }

@@ -1,1 +1,323 @@
+//! Test harness: a fresh table on DynamoDB Local per test, the real services
+//! and handlers, and requests built from a real API Gateway HTTP API event.
+//!
+//! DynamoDB Local must be running (`make test` starts it); its address comes
+//! from `AWS_ENDPOINT_URL_DYNAMODB`, default `http://127.0.0.1:8000`.
 
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use lambda_http::Request;
+use lambda_http::http::StatusCode;
+use latchkey::config::Env;
+use latchkey::domain::{Email, Password, Plan, Scopes, TenantId, UserId};
+use latchkey::service::{LoginService, RefreshService};
+use latchkey::store::metrics::CallCounter;
+use latchkey::store::{Table, TenantRecord, UserRecord, schema};
+use latchkey::{Config, Latchkey};
+use serde_json::Value;
+
+pub const TENANT: &str = "acme";
+pub const EMAIL: &str = "ada@example.com";
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const SCOPES: &str = "keys:write profile";
+pub const ISSUER: &str = "https://auth.latchkey.test";
+pub const AUDIENCE: &str = "https://api.latchkey.test";
+pub const SEALING_KEY: &str = "dGVzdC1vbmx5LXNlYWxpbmcta2V5LTMyLWJ5dGVzISE=";
+
+const FIXTURE: &str = include_str!("../fixtures/apigw_v2_post.json");
+
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .unwrap_or_else(|_| "http://127.0.0.1:8000".to_owned())
+}
+
+/// The environment a test deployment starts from; tests add overrides.
+pub fn base_env(table: &str) -> Vec<(String, String)> {
+    [
+        ("LATCHKEY_TABLE_NAME", table),
+        ("LATCHKEY_ISSUER", ISSUER),
+        ("LATCHKEY_AUDIENCE", AUDIENCE),
+        ("LATCHKEY_SEALING_KEY", SEALING_KEY),
+        ("LATCHKEY_STAGE", "test"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// A deployment on its own table, with a tenant and a user seeded.
+#[derive(Debug)]
+pub struct TestApp {
+    pub latchkey: Latchkey,
+    pub login: LoginService,
+    pub refresh: RefreshService,
+    pub calls: CallCounter,
+    pub table: Table,
+}
+
+/// Options for [`TestApp::spawn_with`].
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// Extra `LATCHKEY_*` variables.
+    pub env: Vec<(&'static str, String)>,
+    /// Point the client here instead of DynamoDB Local (for outage tests).
+    pub endpoint: Option<String>,
+    /// Shorten the refresh lifetime below the configurable minimum.
+    pub refresh_ttl: Option<Duration>,
+}
+
+async fn client(
+    endpoint: &str,
+    store: &latchkey::config::StoreConfig,
+    calls: &CallCounter,
+) -> aws_sdk_dynamodb::Client {
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "latchkey-tests",
+        ))
+        .load()
+        .await;
+    let config = latchkey::store::client_config(&sdk, store)
+        .interceptor(calls.clone())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        let table_name = format!("lk-test-{}", latchkey::crypto::random_id());
+        let mut vars = base_env(&table_name);
+        vars.extend(
+            options
+                .env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone())),
+        );
+        let mut config = Config::from(&Env::from_pairs(
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))
+        .expect("test configuration is valid");
+        if let Some(ttl) = options.refresh_ttl {
+            config.refresh_token_ttl = ttl;
+        }
+        let calls = CallCounter::new();
+        let seeded = options.endpoint.is_none();
+        let endpoint = options.endpoint.unwrap_or_else(dynamodb_endpoint);
+        let client = client(&endpoint, &config.store, &calls).await;
+        let table = Table::new(client.clone(), table_name.as_str());
+        if seeded {
+            schema::create_table(&table).await.unwrap_or_else(|err| {
+                panic!(
+                    "cannot create a table on DynamoDB Local at {endpoint} ({}): start it with `make test` or \
+                     `scripts/dynamodb-local.sh start`",
+                    latchkey::error::error_chain(&err)
+                )
+            });
+        }
+        let latchkey = Latchkey::new(config, client);
+        if seeded {
+            seed(&latchkey).await;
+        }
+        calls.take();
+        let login = latchkey.login_service();
+        let refresh = latchkey.refresh_service();
+        Self {
+            latchkey,
+            login,
+            refresh,
+            calls,
+            table,
+        }
+    }
+
+    pub fn max_body(&self) -> usize {
+        self.latchkey.config.max_body_bytes
+    }
+
+    pub async fn post_login(&self, body: &str) -> TestResponse {
+        self.login_request(post("/v1/auth/login", body)).await
+    }
+
+    pub async fn login_request(&self, request: Request) -> TestResponse {
+        TestResponse::from(login::handle(&self.login, self.max_body(), request).await)
+    }
+
+    pub async fn refresh_request(&self, request: Request) -> TestResponse {
+        TestResponse::from(refresh::handle(&self.refresh, self.max_body(), request).await)
+    }
+
+    pub async fn post_refresh(&self, refresh_token: &str) -> TestResponse {
+        let body = serde_json::json!({ "refresh_token": refresh_token }).to_string();
+        self.refresh_request(post("/v1/auth/refresh", &body)).await
+    }
+
+    pub async fn post_revoke(&self, token: &str) -> TestResponse {
+        let body = serde_json::json!({ "token": token }).to_string();
+        self.refresh_request(post("/v1/auth/revoke", &body)).await
+    }
+
+    /// Logs the seeded user in; panics unless it works.
+    pub async fn login_ok(&self) -> Value {
+        let response = self.post_login(&login_body(EMAIL, PASSWORD)).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "login failed: {}",
+            response.body
+        );
+        response.json()
+    }
+
+    /// Adds another user to the seeded tenant.
+    pub async fn add_user(&self, email: &str, password: &str, scopes: &str) {
+        add_user(&self.latchkey, email, password, scopes).await;
+    }
+}
+
+async fn add_user(latchkey: &Latchkey, email: &str, password: &str, scopes: &str) {
+    let hash = latchkey::password::hash_password(
+        Password::parse_new(password.to_owned()).expect("valid password"),
+    )
+    .await
+    .expect("hashes");
+    let user = UserRecord {
+        user_id: UserId::generate(),
+        tenant_id: TenantId::parse(TENANT).expect("valid tenant"),
+        email: Email::parse(email).expect("valid email"),
+        password_hash: hash,
+        scopes: Scopes::parse(scopes).expect("valid scopes"),
+        created_at: latchkey::time::now_secs(),
+    };
+    let outcome = latchkey
+        .stores
+        .users
+        .insert(&user)
+        .await
+        .expect("user insert");
+    assert_eq!(outcome, latchkey::store::users::AddUserOutcome::Added);
+}
+
+async fn seed(latchkey: &Latchkey) {
+    let tenant = TenantRecord {
+        tenant_id: TenantId::parse(TENANT).expect("valid"),
+        plan: Plan::Pro,
+        created_at: 0,
+    };
+    assert!(
+        latchkey
+            .stores
+            .tenants
+            .insert(&tenant)
+            .await
+            .expect("tenant insert")
+    );
+    add_user(latchkey, EMAIL, PASSWORD, SCOPES).await;
+}
+
+pub fn login_body(email: &str, password: &str) -> String {
+    serde_json::json!({ "email": email, "password": password }).to_string()
+}
+
+/// A POST as API Gateway (HTTP API, payload 2.0) delivers it.
+pub fn post(path: &str, body: &str) -> Request {
+    request(
+        path,
+        "POST",
+        &[("content-type", "application/json")],
+        body,
+        "203.0.113.10",
+    )
+}
+
+/// Any request as API Gateway delivers it; `headers` replace the fixture's
+/// `content-type` when they name one (an empty value removes it).
+pub fn request(
+    path: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    source_ip: &str,
+) -> Request {
+    let mut event: Value = serde_json::from_str(FIXTURE).expect("fixture is JSON");
+    event["rawPath"] = path.into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["requestContext"]["http"]["method"] = method.into();
+    event["requestContext"]["http"]["sourceIp"] = source_ip.into();
+    event["body"] = body.into();
+    event["headers"]["content-length"] = body.len().to_string().into();
+    for (name, value) in headers {
+        if value.is_empty() {
+            event["headers"]
+                .as_object_mut()
+                .expect("headers")
+                .remove(*name);
+        } else {
+            event["headers"][*name] = (*value).into();
+        }
+    }
+    lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
+}
+
+/// A response, with the body read once.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: lambda_http::http::HeaderMap,
+    pub body: String,
+}
+
+impl From<lambda_http::Response<lambda_http::Body>> for TestResponse {
+    fn from(response: lambda_http::Response<lambda_http::Body>) -> Self {
+        let (parts, body) = response.into_parts();
+        Self {
+            status: parts.status,
+            headers: parts.headers,
+            body: String::from_utf8_lossy(body.as_ref()).into_owned(),
+        }
+    }
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an error response with the SPEC's body shape.
+    pub fn assert_error(&self, status: StatusCode, code: &str) -> &Self {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        let body = self.json();
+        assert_eq!(body["error"], code, "body: {}", self.body);
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(
+            body.as_object().map(serde_json::Map::len),
+            Some(2),
+            "only error and error_description: {}",
+            self.body
+        );
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        self
+    }
+}

@@ -1,1 +1,39 @@
+//! POST /v1/auth/refresh and POST /v1/auth/revoke (RFC 7009): the HTTP
+//! adapter around [`RefreshService`].
 
+use lambda_http::Request;
+use lambda_http::http::{Method, StatusCode};
+use latchkey::error::ApiError;
+use latchkey::http::{
+    HttpResponse, json_response, path_is, read_json, read_json_or_form, require_method, respond,
+};
+use latchkey::service::{RefreshRequest, RefreshService, RevokeRequest};
+
+pub const REFRESH_PATH: &str = "/v1/auth/refresh";
+pub const REVOKE_PATH: &str = "/v1/auth/revoke";
+
+/// Handles one request. Never fails: every error is a JSON response.
+pub async fn handle(service: &RefreshService, max_body_bytes: usize, req: Request) -> HttpResponse {
+    respond(&req, route(service, max_body_bytes, &req)).await
+}
+
+async fn route(
+    service: &RefreshService,
+    max_body_bytes: usize,
+    req: &Request,
+) -> Result<HttpResponse, ApiError> {
+    if path_is(req, REFRESH_PATH) {
+        require_method(req, &Method::POST, "POST")?;
+        let body: RefreshRequest = read_json(req, max_body_bytes)?;
+        let tokens = service.refresh(body).await?;
+        Ok(json_response(StatusCode::OK, &tokens))
+    } else if path_is(req, REVOKE_PATH) {
+        require_method(req, &Method::POST, "POST")?;
+        // RFC 7009 clients send a form; JSON is accepted too.
+        let body: RevokeRequest = read_json_or_form(req, max_body_bytes)?;
+        service.revoke(body).await?;
+        Ok(json_response(StatusCode::OK, &serde_json::json!({})))
+    } else {
+        Err(ApiError::NotFound)
+    }
+}

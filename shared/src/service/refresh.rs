@@ -51,12 +51,20 @@ pub struct RefreshService {
 
 impl std::fmt::Debug for RefreshService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshService").field("refresh_ttl", &self.refresh_ttl).field("grace", &self.grace).finish_non_exhaustive()
+        f.debug_struct("RefreshService")
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
     }
 }
 
 impl RefreshService {
-    pub fn new(config: &Config, stores: &Stores, issuer: Arc<TokenIssuer>, codec: Arc<RefreshTokenCodec>) -> Self {
+    pub fn new(
+        config: &Config,
+        stores: &Stores,
+        issuer: Arc<TokenIssuer>,
+        codec: Arc<RefreshTokenCodec>,
+    ) -> Self {
         Self {
             families: stores.refresh_families.clone(),
             codec,
@@ -68,14 +76,27 @@ impl RefreshService {
 
     pub async fn refresh(&self, request: RefreshRequest) -> Result<TokenResponse, ApiError> {
         // Forged or malformed tokens are refused without touching DynamoDB.
-        let claim = self.codec.open(&request.refresh_token).ok_or(ApiError::InvalidToken(INVALID))?;
+        let claim = self
+            .codec
+            .open(&request.refresh_token)
+            .ok_or(ApiError::InvalidToken(INVALID))?;
         let (now, now_ms) = (now_secs(), now_millis());
-        let outcome =
-            self.families.rotate(claim.family, claim.generation, now, now_ms, now + self.refresh_ttl).await?;
+        let outcome = self
+            .families
+            .rotate(
+                claim.family,
+                claim.generation,
+                now,
+                now_ms,
+                now + self.refresh_ttl,
+            )
+            .await?;
         let family = match outcome {
             RotateOutcome::Rotated(family) => family,
             RotateOutcome::Rejected(None) => return Err(ApiError::InvalidToken(INVALID)),
-            RotateOutcome::Rejected(Some(family)) => return self.rejected(family, claim.generation, now, now_ms).await,
+            RotateOutcome::Rejected(Some(family)) => {
+                return self.rejected(family, claim.generation, now, now_ms).await;
+            }
         };
         self.respond(&family).await
     }
@@ -99,12 +120,16 @@ impl RefreshService {
             return Err(ApiError::InvalidToken(INVALID));
         }
         let within_grace = family.generation == presented + 1
-            && family.rotated_at_ms.is_some_and(|at| now_ms.saturating_sub(at) <= duration_ms(self.grace));
+            && family
+                .rotated_at_ms
+                .is_some_and(|at| now_ms.saturating_sub(at) <= duration_ms(self.grace));
         if within_grace {
             tracing::info!(family = ?family.family, "refresh retried within the grace window");
             return self.respond(&family).await;
         }
-        self.families.revoke(family.family, "reuse_detected", now).await?;
+        self.families
+            .revoke(family.family, "reuse_detected", now)
+            .await?;
         tracing::warn!(family = ?family.family, presented, current = family.generation, "refresh token reuse: family revoked");
         Err(ApiError::InvalidToken(REUSED))
     }
@@ -119,14 +144,23 @@ impl RefreshService {
         };
         let access = self.issuer.issue(&principal).await?;
         let refresh = self.codec.mint(family.family, family.generation);
-        Ok(TokenIssuer::response(access, Some((refresh, family.valid_until()))))
+        Ok(TokenIssuer::response(
+            access,
+            Some((refresh, family.valid_until())),
+        ))
     }
 
     /// RFC 7009: revokes the token's family. Unknown, malformed and
     /// already-revoked tokens succeed too, so revocation leaks nothing.
     pub async fn revoke(&self, request: RevokeRequest) -> Result<(), ApiError> {
-        let Some(claim) = self.codec.open(&request.token) else { return Ok(()) };
-        if self.families.revoke(claim.family, "revoked_by_client", now_secs()).await? {
+        let Some(claim) = self.codec.open(&request.token) else {
+            return Ok(());
+        };
+        if self
+            .families
+            .revoke(claim.family, "revoked_by_client", now_secs())
+            .await?
+        {
             tracing::info!(family = ?claim.family, "refresh family revoked");
         }
         Ok(())

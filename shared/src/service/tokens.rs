@@ -108,11 +108,18 @@ impl TokenIssuer {
             env: self.stage.as_str().to_owned(),
             client_id: principal.client_id.clone(),
         };
-        Ok(IssuedAccessToken { token: key.sign(&claims)?.into(), expires_at: claims.exp, scope: claims.scope })
+        Ok(IssuedAccessToken {
+            token: key.sign(&claims)?.into(),
+            expires_at: claims.exp,
+            scope: claims.scope,
+        })
     }
 
     /// Builds the token response around a freshly issued access token.
-    pub fn response(access: IssuedAccessToken, refresh: Option<(SecretString, u64)>) -> TokenResponse {
+    pub fn response(
+        access: IssuedAccessToken,
+        refresh: Option<(SecretString, u64)>,
+    ) -> TokenResponse {
         let now = now_secs();
         let (refresh_token, refresh_expires_in) = match refresh {
             Some((token, valid_until)) => (Some(token), Some(valid_until.saturating_sub(now))),

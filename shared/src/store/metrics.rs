@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::Intercept;
-use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 
 /// Records the operation name of every call (one per execution, whatever
 /// the retries).
@@ -24,7 +24,12 @@ impl CallCounter {
 
     /// Operation names since the last `take`, oldest first.
     pub fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        std::mem::take(
+            &mut *self
+                .calls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
@@ -33,13 +38,24 @@ impl Intercept for CallCounter {
         "LatchkeyCallCounter"
     }
 
-    fn read_before_execution(
+    // Serialisation happens once per execution, before the retry loop; the
+    // operation name is the tail of the `X-Amz-Target` header.
+    fn read_after_serialization(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let name = cfg.load::<Metadata>().map_or_else(|| "unknown".to_owned(), |m| m.name().to_owned());
-        self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(name);
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("unknown");
+        let name = target.rsplit('.').next().unwrap_or(target).to_owned();
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(name);
         Ok(())
     }
 }

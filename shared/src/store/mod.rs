@@ -81,7 +81,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(client: Client, name: impl Into<Arc<str>>) -> Self {
-        Self { client, name: name.into() }
+        Self {
+            client,
+            name: name.into(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -118,17 +121,29 @@ where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    StoreError::Unavailable { operation, source: Box::new(err) }
+    StoreError::Unavailable {
+        operation,
+        source: Box::new(err),
+    }
 }
 
 /// A request the SDK refused to build (a required field missing): a bug, but
 /// one that must not panic a request.
-pub(crate) fn build_failed(operation: &'static str, err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Unavailable { operation, source: Box::new(err) }
+pub(crate) fn build_failed(
+    operation: &'static str,
+    err: aws_sdk_dynamodb::error::BuildError,
+) -> StoreError {
+    StoreError::Unavailable {
+        operation,
+        source: Box::new(err),
+    }
 }
 
 pub(crate) fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))])
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
 }
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
@@ -161,41 +176,56 @@ impl<'a> ItemReader<'a> {
     }
 
     pub(crate) fn string(&self, name: &str) -> Result<&'a str, StoreError> {
-        self.opt_string(name)?.ok_or_else(|| StoreError::corrupt(self.describe(), format!("missing `{name}`")))
+        self.opt_string(name)?
+            .ok_or_else(|| StoreError::corrupt(self.describe(), format!("missing `{name}`")))
     }
 
     pub(crate) fn opt_string(&self, name: &str) -> Result<Option<&'a str>, StoreError> {
         match self.item.get(name) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
             Some(AttributeValue::S(value)) => Ok(Some(value)),
-            Some(_) => Err(StoreError::corrupt(self.describe(), format!("`{name}` is not a string"))),
+            Some(_) => Err(StoreError::corrupt(
+                self.describe(),
+                format!("`{name}` is not a string"),
+            )),
         }
     }
 
     pub(crate) fn number(&self, name: &str) -> Result<u64, StoreError> {
-        self.opt_number(name)?.ok_or_else(|| StoreError::corrupt(self.describe(), format!("missing `{name}`")))
+        self.opt_number(name)?
+            .ok_or_else(|| StoreError::corrupt(self.describe(), format!("missing `{name}`")))
     }
 
     pub(crate) fn opt_number(&self, name: &str) -> Result<Option<u64>, StoreError> {
         match self.item.get(name) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
-            Some(AttributeValue::N(value)) => value
-                .parse()
-                .map(Some)
-                .map_err(|_| StoreError::corrupt(self.describe(), format!("`{name}` is not an unsigned integer"))),
-            Some(_) => Err(StoreError::corrupt(self.describe(), format!("`{name}` is not a number"))),
+            Some(AttributeValue::N(value)) => value.parse().map(Some).map_err(|_| {
+                StoreError::corrupt(
+                    self.describe(),
+                    format!("`{name}` is not an unsigned integer"),
+                )
+            }),
+            Some(_) => Err(StoreError::corrupt(
+                self.describe(),
+                format!("`{name}` is not a number"),
+            )),
         }
     }
 
     pub(crate) fn bytes(&self, name: &str) -> Result<&'a [u8], StoreError> {
         match self.item.get(name) {
             Some(AttributeValue::B(blob)) => Ok(blob.as_ref()),
-            _ => Err(StoreError::corrupt(self.describe(), format!("`{name}` is missing or not binary"))),
+            _ => Err(StoreError::corrupt(
+                self.describe(),
+                format!("`{name}` is missing or not binary"),
+            )),
         }
     }
 
     /// Whether the item's TTL has passed (DynamoDB may not have deleted it yet).
     pub(crate) fn is_expired(&self, now_secs: u64) -> Result<bool, StoreError> {
-        Ok(self.opt_number("expires_at")?.is_some_and(|at| at <= now_secs))
+        Ok(self
+            .opt_number("expires_at")?
+            .is_some_and(|at| at <= now_secs))
     }
 }

@@ -8,7 +8,9 @@
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 
 use super::{Item, ItemReader, Table, build_failed, key, n, s, unavailable};
 use crate::domain::Stage;
@@ -92,7 +94,11 @@ impl RefreshFamilyStore {
 
     /// Stores a new family. With `also`, the write and that operation commit
     /// together in one transaction (still one round trip).
-    pub async fn insert(&self, family: &RefreshFamily, also: Option<TransactWriteItem>) -> Result<(), StoreError> {
+    pub async fn insert(
+        &self,
+        family: &RefreshFamily,
+        also: Option<TransactWriteItem>,
+    ) -> Result<(), StoreError> {
         let put = self.put_op(family)?;
         if let Some(also) = also {
             return self
@@ -118,8 +124,16 @@ impl RefreshFamilyStore {
         match result {
             Ok(_) => Ok(()),
             // 128 random bits collided: not in this universe, but not a 500 either.
-            Err(err) if matches!(err.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
-                Err(StoreError::Unavailable { operation: "PutItem", source: "refresh family id collision".into() })
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(StoreError::Unavailable {
+                    operation: "PutItem",
+                    source: "refresh family id collision".into(),
+                })
             }
             Err(err) => Err(unavailable("PutItem", err)),
         }
@@ -141,7 +155,9 @@ impl RefreshFamilyStore {
             .update_item()
             .table_name(self.table.name())
             .set_key(Some(family_key(family)))
-            .update_expression("SET #generation = :next, rotated_at_ms = :now_ms, expires_at = :expires")
+            .update_expression(
+                "SET #generation = :next, rotated_at_ms = :now_ms, expires_at = :expires",
+            )
             .condition_expression(
                 "#generation = :presented AND attribute_not_exists(revoked_at) \
                  AND expires_at > :now AND absolute_expires_at > :now",
@@ -158,14 +174,19 @@ impl RefreshFamilyStore {
             .await;
         match result {
             Ok(output) => {
-                let item = output
-                    .attributes()
-                    .ok_or_else(|| StoreError::corrupt("REFRESH", "UpdateItem returned no attributes"))?;
+                let item = output.attributes().ok_or_else(|| {
+                    StoreError::corrupt("REFRESH", "UpdateItem returned no attributes")
+                })?;
                 Ok(RotateOutcome::Rotated(parse_family(family, item)?))
             }
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(RotateOutcome::Rejected(failed.item().map(|item| parse_family(family, item)).transpose()?))
+                    Ok(RotateOutcome::Rejected(
+                        failed
+                            .item()
+                            .map(|item| parse_family(family, item))
+                            .transpose()?,
+                    ))
                 }
                 _ => Err(unavailable("UpdateItem", err)),
             },
@@ -174,7 +195,12 @@ impl RefreshFamilyStore {
 
     /// Revokes the family; `Ok(false)` if it does not exist or was already
     /// revoked.
-    pub async fn revoke(&self, family: FamilyId, reason: &str, now_secs: u64) -> Result<bool, StoreError> {
+    pub async fn revoke(
+        &self,
+        family: FamilyId,
+        reason: &str,
+        now_secs: u64,
+    ) -> Result<bool, StoreError> {
         let result = self
             .table
             .client
@@ -189,7 +215,14 @@ impl RefreshFamilyStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(false),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
             Err(err) => Err(unavailable("UpdateItem", err)),
         }
     }
@@ -206,7 +239,10 @@ impl RefreshFamilyStore {
             .send()
             .await
             .map_err(|e| unavailable("GetItem", e))?;
-        output.item().map(|item| parse_family(family, item)).transpose()
+        output
+            .item()
+            .map(|item| parse_family(family, item))
+            .transpose()
     }
 }
 
@@ -217,7 +253,10 @@ fn parse_family(family: FamilyId, item: &Item) -> Result<RefreshFamily, StoreErr
         sub: reader.string("sub")?.to_owned(),
         tenant_id: reader.string("tenant_id")?.to_owned(),
         scope: reader.opt_string("scope")?.unwrap_or_default().to_owned(),
-        env: reader.string("env")?.parse().map_err(|e: String| StoreError::corrupt("REFRESH", e))?,
+        env: reader
+            .string("env")?
+            .parse()
+            .map_err(|e: String| StoreError::corrupt("REFRESH", e))?,
         client_id: reader.opt_string("client_id")?.map(str::to_owned),
         generation: reader.number("generation")?,
         created_at: reader.number("created_at")?,

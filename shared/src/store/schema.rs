@@ -32,7 +32,11 @@ pub async fn create_table(table: &Table) -> Result<TableCreation, StoreError> {
             .map_err(|e| build_failed("CreateTable", e))
     };
     let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(|e| build_failed("CreateTable", e))
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| build_failed("CreateTable", e))
     };
     let created = table
         .client
@@ -71,7 +75,10 @@ async fn wait_until_active(table: &Table) -> Result<(), StoreError> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err(StoreError::Unavailable { operation: "DescribeTable", source: "table did not become ACTIVE within 60 s".into() })
+    Err(StoreError::Unavailable {
+        operation: "DescribeTable",
+        source: "table did not become ACTIVE within 60 s".into(),
+    })
 }
 
 async fn enable_ttl(table: &Table) -> Result<(), StoreError> {
@@ -85,7 +92,11 @@ async fn enable_ttl(table: &Table) -> Result<(), StoreError> {
     let description = current.time_to_live_description();
     let status = description.and_then(|d| d.time_to_live_status());
     let attribute = description.and_then(|d| d.attribute_name());
-    if matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)) && attribute == Some(TTL_ATTRIBUTE) {
+    if matches!(
+        status,
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+    ) && attribute == Some(TTL_ATTRIBUTE)
+    {
         return Ok(());
     }
     let spec = TimeToLiveSpecification::builder()

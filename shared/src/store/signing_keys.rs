@@ -77,7 +77,9 @@ impl SigningKeyStore {
                 _ => break,
             }
         }
-        records.sort_by(|a, b| (a.active_from, a.created_at, &a.kid).cmp(&(b.active_from, b.created_at, &b.kid)));
+        records.sort_by(|a, b| {
+            (a.active_from, a.created_at, &a.kid).cmp(&(b.active_from, b.created_at, &b.kid))
+        });
         Ok(records)
     }
 
@@ -87,7 +89,10 @@ impl SigningKeyStore {
         item.insert("kid".into(), s(&record.kid));
         item.insert("alg".into(), s(record.algorithm.as_str()));
         item.insert("public_jwk".into(), s(&record.public_jwk));
-        item.insert("private_key".into(), AttributeValue::B(Blob::new(record.sealed_private_key.clone())));
+        item.insert(
+            "private_key".into(),
+            AttributeValue::B(Blob::new(record.sealed_private_key.clone())),
+        );
         item.insert("created_at".into(), n(record.created_at));
         item.insert("active_from".into(), n(record.active_from));
         if let Some(expires_at) = record.expires_at {
@@ -104,7 +109,14 @@ impl SigningKeyStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err) if matches!(err.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => Ok(false),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
             Err(err) => Err(unavailable("PutItem", err)),
         }
     }
@@ -114,7 +126,10 @@ fn parse_key(item: &Item) -> Result<SigningKeyRecord, StoreError> {
     let reader = ItemReader::new(item);
     Ok(SigningKeyRecord {
         kid: reader.string("kid")?.to_owned(),
-        algorithm: reader.string("alg")?.parse().map_err(|e: String| StoreError::corrupt("SIGNING_KEY", e))?,
+        algorithm: reader
+            .string("alg")?
+            .parse()
+            .map_err(|e: String| StoreError::corrupt("SIGNING_KEY", e))?,
         public_jwk: reader.string("public_jwk")?.to_owned(),
         sealed_private_key: reader.bytes("private_key")?.to_vec(),
         created_at: reader.number("created_at")?,

@@ -68,16 +68,26 @@ impl UserStore {
             .table
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(tenant_exists).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(tenant_exists)
+                    .build(),
+            )
             .transact_items(TransactWriteItem::builder().put(put_user).build())
             .send()
             .await;
         match result {
             Ok(_) => Ok(AddUserOutcome::Added),
             Err(err) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    err.as_service_error()
+                {
                     let failed = |i: usize| {
-                        cancelled.cancellation_reasons().get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+                        cancelled
+                            .cancellation_reasons()
+                            .get(i)
+                            .and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed")
                     };
                     if failed(0) {
                         return Ok(AddUserOutcome::NoSuchTenant);
@@ -114,7 +124,8 @@ pub(crate) fn parse_user(item: &Item) -> Result<UserRecord, StoreError> {
         tenant_id: TenantId::parse(reader.string("tenant_id")?).map_err(|e| corrupt(e.0))?,
         email: Email::parse(reader.string("email")?).map_err(|e| corrupt(e.0))?,
         password_hash: PasswordHashString::from_stored(reader.string("password_hash")?.to_owned()),
-        scopes: Scopes::parse(reader.opt_string("scope")?.unwrap_or_default()).map_err(|e| corrupt(e.0))?,
+        scopes: Scopes::parse(reader.opt_string("scope")?.unwrap_or_default())
+            .map_err(|e| corrupt(e.0))?,
         created_at: reader.number("created_at")?,
     })
 }
