@@ -132,6 +132,7 @@ async fn emails_are_matched_case_insensitively() {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one table of cases
 async fn malformed_requests_get_json_errors_with_the_right_status() {
     let app = TestApp::spawn().await;
     let json = [("content-type", "application/json")];

@@ -13,7 +13,8 @@ pub const PATH: &str = "/v1/auth/login";
 
 /// Handles one request. Never fails: every error is a JSON response.
 pub async fn handle(service: &LoginService, max_body_bytes: usize, req: Request) -> HttpResponse {
-    respond(&req, login(service, max_body_bytes, &req)).await
+    // Boxed: the login future holds several SDK calls (about 30 KB).
+    respond(&req, Box::pin(login(service, max_body_bytes, &req))).await
 }
 
 async fn login(

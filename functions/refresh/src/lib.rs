@@ -14,7 +14,8 @@ pub const REVOKE_PATH: &str = "/v1/auth/revoke";
 
 /// Handles one request. Never fails: every error is a JSON response.
 pub async fn handle(service: &RefreshService, max_body_bytes: usize, req: Request) -> HttpResponse {
-    respond(&req, route(service, max_body_bytes, &req)).await
+    // Boxed: the rotation future holds several SDK calls (about 16 KB).
+    respond(&req, Box::pin(route(service, max_body_bytes, &req))).await
 }
 
 async fn route(
