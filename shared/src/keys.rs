@@ -151,6 +151,10 @@ impl KeyRing {
         if let Some(key) = self.current().await?.signing.clone() {
             return Ok(key);
         }
+        // Another instance may have created it since this one loaded.
+        if let Some(key) = self.reload().await?.signing.clone() {
+            return Ok(key);
+        }
         self.add_key(self.algorithm, Duration::ZERO).await?;
         self.reload()
             .await?

@@ -5,6 +5,7 @@ use latchkey::Latchkey;
 async fn main() -> Result<(), Error> {
     latchkey::telemetry::init();
     let latchkey = Latchkey::from_env().await?;
+    latchkey.warm_up().await;
     let service = latchkey.login_service();
     let max_body = latchkey.config.max_body_bytes;
     lambda_http::run(service_fn(|req| async {
