@@ -158,21 +158,30 @@ impl Env {
         }
     }
 
-    fn seconds(
+    fn bounded(
         &self,
         name: &'static str,
         default: u64,
         range: std::ops::RangeInclusive<u64>,
-    ) -> Result<Duration, ConfigError> {
+    ) -> Result<u64, ConfigError> {
         let value = self.parsed(name, default)?;
         if range.contains(&value) {
-            Ok(Duration::from_secs(value))
+            Ok(value)
         } else {
             Err(ConfigError::Invalid {
                 name,
                 reason: format!("{value} is outside {}..={}", range.start(), range.end()),
             })
         }
+    }
+
+    fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.bounded(name, default, range).map(Duration::from_secs)
     }
 
     fn millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
@@ -301,7 +310,12 @@ impl Config {
                 0..=MAX_REFRESH_GRACE.as_secs(),
             )?,
             sealing_key,
-            max_body_bytes: env.parsed("LATCHKEY_MAX_BODY_BYTES", 16 * 1024)?,
+            max_body_bytes: usize::try_from(env.bounded(
+                "LATCHKEY_MAX_BODY_BYTES",
+                16 * 1024,
+                256..=1024 * 1024,
+            )?)
+            .unwrap_or(usize::MAX),
             login_throttle,
             key_cache_ttl: env.seconds("LATCHKEY_KEY_CACHE_SECONDS", 300, 1..=DAY)?,
         })
