@@ -123,7 +123,8 @@ enum SigningKeyCommand {
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
     /// Show a token's header and claims, and verify it against the table's
-    /// keys, issuer, audience and stage.
+    /// keys, issuer, audience and stage. Pass `-` to read the token from
+    /// stdin and keep it out of your shell history.
     Inspect { token: String },
 }
 
@@ -164,10 +165,7 @@ impl CliError {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(run(cli.command, cli.json)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -205,24 +203,12 @@ async fn run(command: Command, json_output: bool) -> Result<(), CliError> {
             emit(
                 json_output,
                 &json!({"table": table.name(), "created": created, "ttl_attribute": schema::TTL_ATTRIBUTE}),
-                &format!(
-                    "table {} {verb} (TTL on {})",
-                    table.name(),
-                    schema::TTL_ATTRIBUTE
-                ),
+                &format!("table {} {verb} (TTL on {})", table.name(), schema::TTL_ATTRIBUTE),
             );
         }
-        Command::Tenant(TenantCommand::Add {
-            id,
-            plan,
-            exists_ok,
-        }) => {
+        Command::Tenant(TenantCommand::Add { id, plan, exists_ok }) => {
             let (_, stores) = stores().await?;
-            let record = TenantRecord {
-                tenant_id: id.clone(),
-                plan,
-                created_at: now_secs(),
-            };
+            let record = TenantRecord { tenant_id: id.clone(), plan, created_at: now_secs() };
             let added = stores.tenants.insert(&record).await?;
             if !added && !exists_ok {
                 return Err(CliError::Conflict(format!("tenant {id} already exists")));
@@ -230,11 +216,7 @@ async fn run(command: Command, json_output: bool) -> Result<(), CliError> {
             emit(
                 json_output,
                 &json!({"tenant_id": id, "plan": plan, "created": added}),
-                &format!(
-                    "tenant {id} ({}) {}",
-                    plan.as_str(),
-                    if added { "added" } else { "already exists" }
-                ),
+                &format!("tenant {id} ({}) {}", plan.as_str(), if added { "added" } else { "already exists" }),
             );
         }
         Command::User(UserCommand::Add(args)) => add_user(args, json_output).await?,
@@ -251,24 +233,17 @@ async fn run(command: Command, json_output: bool) -> Result<(), CliError> {
 fn read_password(from_stdin: bool) -> Result<Password, CliError> {
     let raw = if from_stdin {
         let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| CliError::Input(format!("reading stdin: {e}")))?;
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::Input(format!("reading stdin: {e}")))?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     } else if std::io::stdin().is_terminal() {
-        let first =
-            rpassword::prompt_password("Password: ").map_err(|e| CliError::Input(e.to_string()))?;
-        let again = rpassword::prompt_password("Repeat password: ")
-            .map_err(|e| CliError::Input(e.to_string()))?;
+        let first = rpassword::prompt_password("Password: ").map_err(|e| CliError::Input(e.to_string()))?;
+        let again = rpassword::prompt_password("Repeat password: ").map_err(|e| CliError::Input(e.to_string()))?;
         if first != again {
             return Err(CliError::Input("passwords do not match".into()));
         }
         first
     } else {
-        return Err(CliError::Input(
-            "stdin is not a terminal: pass --password-stdin and pipe the password".into(),
-        ));
+        return Err(CliError::Input("stdin is not a terminal: pass --password-stdin and pipe the password".into()));
     };
     Password::parse_new(raw).map_err(|e| CliError::Input(e.0))
 }
@@ -291,10 +266,7 @@ async fn add_user(args: UserAdd, json_output: bool) -> Result<(), CliError> {
             json_output,
             &json!({"user_id": record.user_id, "tenant_id": record.tenant_id, "email": record.email,
                     "scope": record.scopes.to_string(), "created": true}),
-            &format!(
-                "user {} ({}) added to tenant {}",
-                record.email, record.user_id, record.tenant_id
-            ),
+            &format!("user {} ({}) added to tenant {}", record.email, record.user_id, record.tenant_id),
         ),
         AddUserOutcome::EmailTaken if args.exists_ok => emit(
             json_output,
@@ -302,16 +274,10 @@ async fn add_user(args: UserAdd, json_output: bool) -> Result<(), CliError> {
             &format!("user {} already exists", record.email),
         ),
         AddUserOutcome::EmailTaken => {
-            return Err(CliError::Conflict(format!(
-                "a user with email {} exists",
-                args.email
-            )));
+            return Err(CliError::Conflict(format!("a user with email {} exists", args.email)));
         }
         AddUserOutcome::NoSuchTenant => {
-            return Err(CliError::Input(format!(
-                "no tenant {}: add it with `latchkey tenant add`",
-                args.tenant
-            )));
+            return Err(CliError::Input(format!("no tenant {}: add it with `latchkey tenant add`", args.tenant)));
         }
     }
     Ok(())
@@ -321,17 +287,9 @@ async fn signing_key(command: SigningKeyCommand, json_output: bool) -> Result<()
     let latchkey = Latchkey::from_env().await?;
     let ring = key_ring(&latchkey);
     match command {
-        SigningKeyCommand::Rotate {
-            alg,
-            immediate,
-            prepublish,
-        } => {
+        SigningKeyCommand::Rotate { alg, immediate, prepublish } => {
             let algorithm = alg.unwrap_or(latchkey.config.signing_algorithm);
-            let delay = if immediate {
-                Duration::ZERO
-            } else {
-                prepublish.unwrap_or(DEFAULT_PREPUBLISH)
-            };
+            let delay = if immediate { Duration::ZERO } else { prepublish.unwrap_or(DEFAULT_PREPUBLISH) };
             let record = ring.add_key(algorithm, delay).await?;
             let mut text = format!(
                 "signing key {} ({algorithm}) published; signs from {}",
@@ -365,29 +323,12 @@ async fn signing_key(command: SigningKeyCommand, json_output: bool) -> Result<()
                 .records
                 .iter()
                 .map(|r| {
-                    let marker = if signing.as_deref() == Some(r.kid.as_str()) {
-                        " (signing)"
-                    } else {
-                        ""
-                    };
-                    format!(
-                        "{}  {}  active from {}{marker}",
-                        r.kid,
-                        r.algorithm,
-                        rfc3339(r.active_from)
-                    )
+                    let marker = if signing.as_deref() == Some(r.kid.as_str()) { " (signing)" } else { "" };
+                    format!("{}  {}  active from {}{marker}", r.kid, r.algorithm, rfc3339(r.active_from))
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
-            emit(
-                json_output,
-                &json!({"keys": keys}),
-                if text.is_empty() {
-                    "no signing keys yet"
-                } else {
-                    &text
-                },
-            );
+            emit(json_output, &json!({"keys": keys}), if text.is_empty() { "no signing keys yet" } else { &text });
         }
     }
     Ok(())
@@ -403,14 +344,19 @@ fn key_ring(latchkey: &Latchkey) -> KeyRing {
 }
 
 async fn inspect(token: &str, json_output: bool) -> Result<(), CliError> {
-    let token = token.trim();
+    let mut line = String::new();
+    let token = if token == "-" {
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::Input(format!("reading stdin: {e}")))?;
+        line.trim()
+    } else {
+        token.trim()
+    };
     let (header, claims) = dangerous::decode_unverified(token)
         .ok_or_else(|| CliError::Input("not a JWT (header.claims.signature)".into()))?;
     let latchkey = Latchkey::from_env().await?;
     let set = key_ring(&latchkey).reload().await?;
     let config = &latchkey.config;
-    let verifier =
-        AccessTokenVerifier::new(&config.issuer, &config.audience, config.stage.as_str());
+    let verifier = AccessTokenVerifier::new(&config.issuer, &config.audience, config.stage.as_str());
     let verdict = verifier.verify(token, &set.verifying);
     let (valid, reason) = match &verdict {
         Ok(_) => (true, None),
@@ -420,14 +366,6 @@ async fn inspect(token: &str, json_output: bool) -> Result<(), CliError> {
         "header: {header}\nclaims: {claims}\nvalid: {valid}{}",
         reason.map(|r| format!(" ({r})")).unwrap_or_default()
     );
-    emit(
-        json_output,
-        &json!({"header": header, "claims": claims, "valid": valid, "reason": reason}),
-        &text,
-    );
-    if valid {
-        Ok(())
-    } else {
-        Err(CliError::Input(reason.unwrap_or("invalid").to_owned()))
-    }
+    emit(json_output, &json!({"header": header, "claims": claims, "valid": valid, "reason": reason}), &text);
+    if valid { Ok(()) } else { Err(CliError::Input(reason.unwrap_or("invalid").to_owned())) }
 }

@@ -12,13 +12,8 @@ struct Cli {
 
 impl Cli {
     fn new() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos();
-        Self {
-            table: format!("lk-cli-{}-{nanos}", std::process::id()),
-        }
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
+        Self { table: format!("lk-cli-{}-{nanos}", std::process::id()) }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -30,8 +25,7 @@ impl Cli {
             .env("LATCHKEY_SEALING_KEY", SEALING_KEY)
             .env(
                 "AWS_ENDPOINT_URL_DYNAMODB",
-                std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-                    .unwrap_or_else(|_| "http://127.0.0.1:8000".into()),
+                std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| "http://127.0.0.1:8000".into()),
             )
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "local")
@@ -52,22 +46,13 @@ impl Cli {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawns");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("writes");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("writes");
         child.wait_with_output().expect("runs")
     }
 
     fn json(&self, args: &[&str]) -> serde_json::Value {
         let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
         serde_json::from_slice(&output.stdout).expect("JSON output")
     }
 }
@@ -80,22 +65,12 @@ fn stderr(output: &Output) -> String {
 fn table_tenant_and_user_setup_is_idempotent_where_asked() {
     let cli = Cli::new();
     assert_eq!(cli.json(&["--json", "table", "create"])["created"], true);
-    assert_eq!(
-        cli.json(&["--json", "table", "create"])["created"],
-        false,
-        "second create is a no-op"
-    );
+    assert_eq!(cli.json(&["--json", "table", "create"])["created"], false, "second create is a no-op");
 
-    assert_eq!(
-        cli.json(&["--json", "tenant", "add", "acme", "--plan", "pro"])["created"],
-        true
-    );
+    assert_eq!(cli.json(&["--json", "tenant", "add", "acme", "--plan", "pro"])["created"], true);
     let duplicate = cli.run(&["tenant", "add", "acme"]);
     assert_eq!(duplicate.status.code(), Some(3), "{}", stderr(&duplicate));
-    assert_eq!(
-        cli.json(&["--json", "tenant", "add", "acme", "--exists-ok"])["created"],
-        false
-    );
+    assert_eq!(cli.json(&["--json", "tenant", "add", "acme", "--exists-ok"])["created"], false);
 
     let added = cli.run_with_stdin(
         &[
@@ -116,24 +91,12 @@ fn table_tenant_and_user_setup_is_idempotent_where_asked() {
     let user: serde_json::Value = serde_json::from_slice(&added.stdout).expect("JSON");
     assert_eq!(user["email"], "ada@example.com");
     assert_eq!(user["scope"], "a b");
-    assert!(
-        user["user_id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("usr_"))
-    );
+    assert!(user["user_id"].as_str().is_some_and(|id| id.starts_with("usr_")));
     // The password never appears in the output.
     assert!(!String::from_utf8_lossy(&added.stdout).contains("long enough"));
 
     let taken = cli.run_with_stdin(
-        &[
-            "user",
-            "add",
-            "--tenant",
-            "acme",
-            "--email",
-            "ada@example.com",
-            "--password-stdin",
-        ],
+        &["user", "add", "--tenant", "acme", "--email", "ada@example.com", "--password-stdin"],
         "another password\n",
     );
     assert_eq!(taken.status.code(), Some(3), "{}", stderr(&taken));
@@ -144,57 +107,27 @@ fn bad_input_is_refused_with_a_clear_message() {
     let cli = Cli::new();
     cli.json(&["table", "create", "--json"]);
     let no_tenant = cli.run_with_stdin(
-        &[
-            "user",
-            "add",
-            "--tenant",
-            "ghost",
-            "--email",
-            "a@b.co",
-            "--password-stdin",
-        ],
+        &["user", "add", "--tenant", "ghost", "--email", "a@b.co", "--password-stdin"],
         "long enough pw\n",
     );
     assert_eq!(no_tenant.status.code(), Some(2));
-    assert!(
-        stderr(&no_tenant).contains("no tenant ghost"),
-        "{}",
-        stderr(&no_tenant)
-    );
+    assert!(stderr(&no_tenant).contains("no tenant ghost"), "{}", stderr(&no_tenant));
 
     cli.json(&["tenant", "add", "acme", "--json"]);
-    let short = cli.run_with_stdin(
-        &[
-            "user",
-            "add",
-            "--tenant",
-            "acme",
-            "--email",
-            "a@b.co",
-            "--password-stdin",
-        ],
-        "short\n",
-    );
+    let short =
+        cli.run_with_stdin(&["user", "add", "--tenant", "acme", "--email", "a@b.co", "--password-stdin"], "short\n");
     assert_eq!(short.status.code(), Some(2));
     assert!(stderr(&short).contains("at least 8"), "{}", stderr(&short));
 
     // No prompt possible and no --password-stdin: refused, never read from argv.
     let no_stdin = cli.run(&["user", "add", "--tenant", "acme", "--email", "a@b.co"]);
     assert_eq!(no_stdin.status.code(), Some(2));
-    assert!(
-        stderr(&no_stdin).contains("--password-stdin"),
-        "{}",
-        stderr(&no_stdin)
-    );
+    assert!(stderr(&no_stdin).contains("--password-stdin"), "{}", stderr(&no_stdin));
 
     let bad_plan = cli.run(&["tenant", "add", "x", "--plan", "gold"]);
     assert_eq!(bad_plan.status.code(), Some(2), "clap usage error");
 
-    let no_config = cli
-        .command(&["table", "create"])
-        .env_remove("LATCHKEY_TABLE_NAME")
-        .output()
-        .expect("runs");
+    let no_config = cli.command(&["table", "create"]).env_remove("LATCHKEY_TABLE_NAME").output().expect("runs");
     assert_eq!(no_config.status.code(), Some(2));
     assert!(stderr(&no_config).contains("LATCHKEY_TABLE_NAME must be set"));
 }
@@ -210,11 +143,7 @@ fn signing_key_rotation_prepublishes_and_inspect_verifies() {
     let keys = listed["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 2);
     // The immediate key signs; the pre-published one waits its two hours.
-    let signing: Vec<_> = keys
-        .iter()
-        .filter(|k| k["signing"] == true)
-        .map(|k| k["kid"].clone())
-        .collect();
+    let signing: Vec<_> = keys.iter().filter(|k| k["signing"] == true).map(|k| k["kid"].clone()).collect();
     assert_eq!(signing, vec![first["kid"].clone()]);
 
     let junk = cli.run(&["token", "inspect", "not-a-jwt"]);
@@ -227,23 +156,17 @@ fn signing_key_rotation_prepublishes_and_inspect_verifies() {
 fn token_inspect_verifies_a_token_the_functions_issued() {
     let cli = Cli::new();
     cli.json(&["--json", "table", "create"]);
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .unwrap_or_else(|_| "http://127.0.0.1:8000".into());
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
     let env = latchkey::config::Env::from_pairs([
         ("LATCHKEY_TABLE_NAME", cli.table.as_str()),
         ("LATCHKEY_ISSUER", "https://auth.cli.test"),
         ("LATCHKEY_SEALING_KEY", SEALING_KEY),
     ]);
     let config = latchkey::Config::from(&env).expect("config");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let token = runtime.block_on(async {
         let sdk = aws_config_for(&endpoint).await;
-        let client = aws_sdk_dynamodb::Client::from_conf(
-            latchkey::store::client_config(&sdk, &config.store).build(),
-        );
+        let client = aws_sdk_dynamodb::Client::from_conf(latchkey::store::client_config(&sdk, &config.store).build());
         let latchkey = latchkey::Latchkey::new(config, client);
         let principal = latchkey::service::Principal {
             sub: "usr_test".into(),
@@ -251,9 +174,11 @@ fn token_inspect_verifies_a_token_the_functions_issued() {
             scope: "profile".into(),
             client_id: None,
         };
-        let issued = latchkey.issuer.issue(&principal).await.expect("issues");
+        let issued = latchkey.issuer.issue(&principal, latchkey::time::now_secs()).await.expect("issues");
         secrecy::ExposeSecret::expose_secret(&issued.token).to_owned()
     });
+    let from_stdin = cli.run_with_stdin(&["--json", "token", "inspect", "-"], &format!("{token}\n"));
+    assert!(from_stdin.status.success(), "{}", stderr(&from_stdin));
     let inspected = cli.json(&["--json", "token", "inspect", &token]);
     assert_eq!(inspected["valid"], true, "{inspected}");
     assert_eq!(inspected["claims"]["sub"], "usr_test");
@@ -274,13 +199,7 @@ async fn aws_config_for(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "cli-tests",
-        ))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "cli-tests"))
         .load()
         .await
 }

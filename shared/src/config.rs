@@ -54,11 +54,7 @@ impl LoginThrottlePolicy {
     pub fn lockout_for(&self, failures: u32, threshold: u32) -> Option<Duration> {
         let over = failures.checked_sub(threshold)?;
         let factor = 1u32.checked_shl(over.min(31)).unwrap_or(u32::MAX);
-        Some(
-            self.lockout_base
-                .saturating_mul(factor)
-                .min(self.lockout_max),
-        )
+        Some(self.lockout_base.saturating_mul(factor).min(self.lockout_max))
     }
 }
 
@@ -116,25 +112,15 @@ pub struct Env {
 
 impl Env {
     pub fn from_process() -> Self {
-        Self {
-            vars: std::env::vars().collect(),
-        }
+        Self { vars: std::env::vars().collect() }
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        }
+        Self { vars: pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect() }
     }
 
     fn get(&self, name: &'static str) -> Option<&str> {
-        self.vars
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.trim().is_empty())
+        self.vars.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 
     fn required(&self, name: &'static str) -> Result<&str, ConfigError> {
@@ -148,13 +134,7 @@ impl Env {
     {
         match self.get(name) {
             None => Ok(default),
-            Some(raw) => raw
-                .trim()
-                .parse()
-                .map_err(|e: T::Err| ConfigError::Invalid {
-                    name,
-                    reason: e.to_string(),
-                }),
+            Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name, reason: e.to_string() }),
         }
     }
 
@@ -187,10 +167,7 @@ impl Env {
     fn millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
         let value = self.parsed(name, default)?;
         if value == 0 {
-            return Err(ConfigError::Invalid {
-                name,
-                reason: "must be positive".into(),
-            });
+            return Err(ConfigError::Invalid { name, reason: "must be positive".into() });
         }
         Ok(Duration::from_millis(value))
     }
@@ -203,14 +180,11 @@ impl StoreConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let table_name = env.required("LATCHKEY_TABLE_NAME")?.trim().to_owned();
         if !(3..=255).contains(&table_name.len())
-            || !table_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+            || !table_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
         {
             return Err(ConfigError::Invalid {
                 name: "LATCHKEY_TABLE_NAME",
-                reason: "a DynamoDB table name is 3-255 characters of a-z, A-Z, 0-9, '_', '-', '.'"
-                    .into(),
+                reason: "a DynamoDB table name is 3-255 characters of a-z, A-Z, 0-9, '_', '-', '.'".into(),
             });
         }
         let max_attempts = env.parsed("LATCHKEY_DYNAMODB_MAX_ATTEMPTS", 3u32)?;
@@ -241,29 +215,14 @@ impl Config {
         let stage = env.parsed("LATCHKEY_STAGE", Stage::Test)?;
         let issuer = env.required("LATCHKEY_ISSUER")?.trim().to_owned();
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                name: "LATCHKEY_ISSUER",
-                reason: "must be an http(s) URL".into(),
-            });
+            return Err(ConfigError::Invalid { name: "LATCHKEY_ISSUER", reason: "must be an http(s) URL".into() });
         }
-        let audience = env
-            .get("LATCHKEY_AUDIENCE")
-            .map_or_else(|| issuer.clone(), |a| a.trim().to_owned());
-        let sealing_key =
-            SealingKey::from_base64(env.required("LATCHKEY_SEALING_KEY")?).map_err(|reason| {
-                ConfigError::Invalid {
-                    name: "LATCHKEY_SEALING_KEY",
-                    reason: reason.into(),
-                }
-            })?;
+        let audience = env.get("LATCHKEY_AUDIENCE").map_or_else(|| issuer.clone(), |a| a.trim().to_owned());
+        let sealing_key = SealingKey::from_base64(env.required("LATCHKEY_SEALING_KEY")?)
+            .map_err(|reason| ConfigError::Invalid { name: "LATCHKEY_SEALING_KEY", reason: reason.into() })?;
 
-        let refresh_token_ttl =
-            env.seconds("LATCHKEY_REFRESH_TOKEN_TTL", 30 * DAY, 60..=365 * DAY)?;
-        let refresh_absolute_ttl = env.seconds(
-            "LATCHKEY_REFRESH_ABSOLUTE_TTL",
-            90 * DAY,
-            60..=3 * 365 * DAY,
-        )?;
+        let refresh_token_ttl = env.seconds("LATCHKEY_REFRESH_TOKEN_TTL", 30 * DAY, 60..=365 * DAY)?;
+        let refresh_absolute_ttl = env.seconds("LATCHKEY_REFRESH_ABSOLUTE_TTL", 90 * DAY, 60..=3 * 365 * DAY)?;
         if refresh_absolute_ttl < refresh_token_ttl {
             return Err(ConfigError::Invalid {
                 name: "LATCHKEY_REFRESH_ABSOLUTE_TTL",
@@ -276,17 +235,15 @@ impl Config {
             ip_max_failures: env.parsed("LATCHKEY_LOGIN_IP_MAX_FAILURES", 50)?,
             lockout_base: env.seconds("LATCHKEY_LOGIN_LOCKOUT_SECONDS", 30, 1..=DAY)?,
             lockout_max: env.seconds("LATCHKEY_LOGIN_LOCKOUT_MAX_SECONDS", 900, 1..=DAY)?,
-            failure_window: env.seconds(
-                "LATCHKEY_LOGIN_FAILURE_WINDOW_SECONDS",
-                900,
-                1..=7 * DAY,
-            )?,
+            failure_window: env.seconds("LATCHKEY_LOGIN_FAILURE_WINDOW_SECONDS", 900, 1..=7 * DAY)?,
         };
-        if login_throttle.account_max_failures == 0 || login_throttle.ip_max_failures == 0 {
-            return Err(ConfigError::Invalid {
-                name: "LATCHKEY_LOGIN_MAX_FAILURES",
-                reason: "failure thresholds must be at least 1".into(),
-            });
+        for (name, value) in [
+            ("LATCHKEY_LOGIN_MAX_FAILURES", login_throttle.account_max_failures),
+            ("LATCHKEY_LOGIN_IP_MAX_FAILURES", login_throttle.ip_max_failures),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid { name, reason: "must be at least 1".into() });
+            }
         }
         if login_throttle.lockout_max < login_throttle.lockout_base {
             return Err(ConfigError::Invalid {
@@ -304,18 +261,10 @@ impl Config {
             access_token_ttl: env.seconds("LATCHKEY_ACCESS_TOKEN_TTL", 900, 60..=DAY)?,
             refresh_token_ttl,
             refresh_absolute_ttl,
-            refresh_grace: env.seconds(
-                "LATCHKEY_REFRESH_GRACE_SECONDS",
-                0,
-                0..=MAX_REFRESH_GRACE.as_secs(),
-            )?,
+            refresh_grace: env.seconds("LATCHKEY_REFRESH_GRACE_SECONDS", 0, 0..=MAX_REFRESH_GRACE.as_secs())?,
             sealing_key,
-            max_body_bytes: usize::try_from(env.bounded(
-                "LATCHKEY_MAX_BODY_BYTES",
-                16 * 1024,
-                256..=1024 * 1024,
-            )?)
-            .unwrap_or(usize::MAX),
+            max_body_bytes: usize::try_from(env.bounded("LATCHKEY_MAX_BODY_BYTES", 16 * 1024, 256..=1024 * 1024)?)
+                .unwrap_or(usize::MAX),
             login_throttle,
             key_cache_ttl: env.seconds("LATCHKEY_KEY_CACHE_SECONDS", 300, 1..=DAY)?,
         })
@@ -337,10 +286,7 @@ mod tests {
         vec![
             ("LATCHKEY_TABLE_NAME", "latchkey-test"),
             ("LATCHKEY_ISSUER", "https://auth.example.com"),
-            (
-                "LATCHKEY_SEALING_KEY",
-                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-            ),
+            ("LATCHKEY_SEALING_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
         ]
     }
 
@@ -360,16 +306,12 @@ mod tests {
         let mut vars = base();
         vars.push(("LATCHKEY_REFRESH_GRACE_SECONDS", "61"));
         let err = Config::from(&Env::from_pairs(vars)).expect_err("61 s is over the cap");
-        assert!(
-            err.to_string().contains("LATCHKEY_REFRESH_GRACE_SECONDS"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("LATCHKEY_REFRESH_GRACE_SECONDS"), "{err}");
     }
 
     #[test]
     fn missing_and_malformed_values_name_the_variable() {
-        let err = Config::from(&Env::from_pairs(vec![("LATCHKEY_TABLE_NAME", "t-1")]))
-            .expect_err("missing");
+        let err = Config::from(&Env::from_pairs(vec![("LATCHKEY_TABLE_NAME", "t-1")])).expect_err("missing");
         assert_eq!(err.to_string(), "LATCHKEY_ISSUER must be set");
         let mut vars = base();
         vars.push(("LATCHKEY_SIGNING_ALG", "HS256"));

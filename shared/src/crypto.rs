@@ -27,18 +27,13 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 /// 128 random bits as 26 lower-case base32 characters (RFC 4648 alphabet),
 /// for identifiers that must be unguessable and URL- and key-safe.
 pub fn random_id() -> String {
-    base32(u128::from_be_bytes(
-        random_bytes(16).try_into().expect("16 bytes"),
-    ))
+    base32(u128::from_be_bytes(random_bytes(16).try_into().expect("16 bytes")))
 }
 
 /// 128 bits as 26 lower-case base32 characters.
 pub fn base32(value: u128) -> String {
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-    (0..26u32)
-        .rev()
-        .map(|i| char::from(ALPHABET[((value >> (i * 5)) & 31) as usize]))
-        .collect()
+    (0..26u32).rev().map(|i| char::from(ALPHABET[((value >> (i * 5)) & 31) as usize])).collect()
 }
 
 /// URL-safe base64 without padding, the encoding of every token we mint.
@@ -47,9 +42,7 @@ pub fn b64url(bytes: &[u8]) -> String {
 }
 
 pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()
 }
 
 /// The deployment's root secret. Never logged, never stored.
@@ -69,16 +62,10 @@ impl SealingKey {
         let bytes = Zeroizing::new(
             base64::engine::general_purpose::STANDARD
                 .decode(text)
-                .or_else(|_| {
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD
-                        .decode(text.trim_end_matches('='))
-                })
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
                 .map_err(|_| "must be base64")?,
         );
-        let key: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| "must decode to exactly 32 bytes")?;
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| "must decode to exactly 32 bytes")?;
         Ok(Self(Zeroizing::new(key)))
     }
 
@@ -90,8 +77,7 @@ impl SealingKey {
     pub fn derive(&self, label: &str) -> Zeroizing<[u8; 32]> {
         let hk = hkdf::Hkdf::<Sha256>::new(Some(b"latchkey/v1"), self.0.as_slice());
         let mut out = Zeroizing::new([0u8; 32]);
-        hk.expand(label.as_bytes(), out.as_mut_slice())
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        hk.expand(label.as_bytes(), out.as_mut_slice()).expect("32 bytes is a valid HKDF-SHA256 output length");
         out
     }
 
@@ -126,22 +112,14 @@ const SEAL_VERSION: u8 = 1;
 
 impl Sealer {
     fn new(key: &[u8; 32]) -> Self {
-        Self {
-            cipher: Aes256Gcm::new(key.into()),
-        }
+        Self { cipher: Aes256Gcm::new(key.into()) }
     }
 
     pub fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Vec<u8> {
         let nonce_bytes: [u8; 12] = random_bytes(12).try_into().expect("12 bytes");
         let ciphertext = self
             .cipher
-            .encrypt(
-                &Nonce::from(nonce_bytes),
-                Payload {
-                    msg: plaintext,
-                    aad: associated_data,
-                },
-            )
+            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: plaintext, aad: associated_data })
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut out = Vec::with_capacity(1 + 12 + ciphertext.len());
         out.push(SEAL_VERSION);
@@ -150,24 +128,14 @@ impl Sealer {
         out
     }
 
-    pub fn unseal(
-        &self,
-        sealed: &[u8],
-        associated_data: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, UnsealError> {
+    pub fn unseal(&self, sealed: &[u8], associated_data: &[u8]) -> Result<Zeroizing<Vec<u8>>, UnsealError> {
         if sealed.len() < 1 + 12 + 16 || sealed[0] != SEAL_VERSION {
             return Err(UnsealError);
         }
         let (nonce, ciphertext) = sealed[1..].split_at(12);
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| UnsealError)?;
         self.cipher
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: associated_data,
-                },
-            )
+            .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: associated_data })
             .map(Zeroizing::new)
             .map_err(|_| UnsealError)
     }
@@ -206,13 +174,11 @@ impl MacKey {
 
     /// Hex of a keyed hash: a stable, non-reversible lookup key.
     pub fn fingerprint(&self, value: &[u8]) -> String {
-        self.sign(&[value])[..16]
-            .iter()
-            .fold(String::with_capacity(32), |mut out, b| {
-                use fmt::Write as _;
-                let _ = write!(out, "{b:02x}");
-                out
-            })
+        self.sign(&[value])[..16].iter().fold(String::with_capacity(32), |mut out, b| {
+            use fmt::Write as _;
+            let _ = write!(out, "{b:02x}");
+            out
+        })
     }
 }
 
@@ -228,23 +194,12 @@ mod tests {
     fn seal_round_trips_and_binds_associated_data() {
         let sealer = key().sealer();
         let blob = sealer.seal(b"private key", b"kid-1");
-        assert_eq!(
-            sealer.unseal(&blob, b"kid-1").expect("opens").as_slice(),
-            b"private key"
-        );
-        assert!(
-            sealer.unseal(&blob, b"kid-2").is_err(),
-            "blob moved to another record"
-        );
+        assert_eq!(sealer.unseal(&blob, b"kid-1").expect("opens").as_slice(), b"private key");
+        assert!(sealer.unseal(&blob, b"kid-2").is_err(), "blob moved to another record");
         let mut tampered = blob.clone();
         *tampered.last_mut().expect("non-empty") ^= 1;
         assert!(sealer.unseal(&tampered, b"kid-1").is_err());
-        assert!(
-            SealingKey::from_bytes([8u8; 32])
-                .sealer()
-                .unseal(&blob, b"kid-1")
-                .is_err()
-        );
+        assert!(SealingKey::from_bytes([8u8; 32]).sealer().unseal(&blob, b"kid-1").is_err());
         assert!(sealer.unseal(&blob[..10], b"kid-1").is_err());
     }
 
@@ -274,10 +229,7 @@ mod tests {
     fn sealing_key_parses_both_base64_alphabets() {
         let std = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
         let url = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
-        assert_eq!(
-            *SealingKey::from_base64(std).expect("std").0,
-            *SealingKey::from_base64(url).expect("url").0
-        );
+        assert_eq!(*SealingKey::from_base64(std).expect("std").0, *SealingKey::from_base64(url).expect("url").0);
         assert!(SealingKey::from_base64("not base64!").is_err());
         assert!(SealingKey::from_base64("c2hvcnQ=").is_err());
     }

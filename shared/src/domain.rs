@@ -77,9 +77,7 @@ impl FromStr for Plan {
             "free" => Ok(Plan::Free),
             "pro" => Ok(Plan::Pro),
             "enterprise" => Ok(Plan::Enterprise),
-            other => Err(format!(
-                "plan must be free, pro or enterprise, not `{other}`"
-            )),
+            other => Err(format!("plan must be free, pro or enterprise, not `{other}`")),
         }
     }
 }
@@ -134,15 +132,11 @@ pub struct TenantId(String);
 impl TenantId {
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let ok = (1..=64).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(invalid(
-                "tenant id must be 1-64 characters of a-z, 0-9, '-', '_'",
-            ))
+            Err(invalid("tenant id must be 1-64 characters of a-z, 0-9, '-', '_'"))
         }
     }
 }
@@ -188,11 +182,7 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if well_formed {
-            Ok(Self(email))
-        } else {
-            Err(invalid("email must look like name@example.com"))
-        }
+        if well_formed { Ok(Self(email)) } else { Err(invalid("email must look like name@example.com")) }
     }
 }
 string_newtype!(Email);
@@ -214,9 +204,7 @@ impl Password {
             return Err(invalid("password must not be empty"));
         }
         if raw.len() > MAX_PASSWORD_BYTES {
-            return Err(invalid(format!(
-                "password is longer than {MAX_PASSWORD_BYTES} bytes"
-            )));
+            return Err(invalid(format!("password is longer than {MAX_PASSWORD_BYTES} bytes")));
         }
         Ok(Self(raw.into()))
     }
@@ -224,9 +212,7 @@ impl Password {
     /// A password being set: also at least eight characters.
     pub fn parse_new(raw: String) -> Result<Self, InvalidInput> {
         if raw.chars().count() < MIN_NEW_PASSWORD_CHARS {
-            return Err(invalid(format!(
-                "password must be at least {MIN_NEW_PASSWORD_CHARS} characters"
-            )));
+            return Err(invalid(format!("password must be at least {MIN_NEW_PASSWORD_CHARS} characters")));
         }
         Self::parse(raw)
     }
@@ -252,16 +238,12 @@ impl Scopes {
         Self::from_iter_checked(raw.split([' ', ',']).filter(|s| !s.is_empty()))
     }
 
-    pub fn from_iter_checked<'a>(
-        items: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Self, InvalidInput> {
+    pub fn from_iter_checked<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Self, InvalidInput> {
         let mut scopes = Vec::new();
         for scope in items {
             // RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
             let ok = (1..=128).contains(&scope.len())
-                && scope
-                    .bytes()
-                    .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+                && scope.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
             if !ok {
                 return Err(invalid(format!("invalid scope `{}`", scope.escape_debug())));
             }
@@ -300,20 +282,8 @@ mod tests {
 
     #[test]
     fn email_is_normalised_and_checked() {
-        assert_eq!(
-            Email::parse("  Ada@Example.COM ").expect("valid").as_str(),
-            "ada@example.com"
-        );
-        for bad in [
-            "",
-            "ada",
-            "@example.com",
-            "ada@",
-            "a@b@c",
-            "ada @example.com",
-            "ada@.com",
-            "ada@com.",
-        ] {
+        assert_eq!(Email::parse("  Ada@Example.COM ").expect("valid").as_str(), "ada@example.com");
+        for bad in ["", "ada", "@example.com", "ada@", "a@b@c", "ada @example.com", "ada@.com", "ada@com."] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
@@ -326,10 +296,7 @@ mod tests {
         assert!(Password::parse("short".into()).is_ok());
         assert!(Password::parse_new("short".into()).is_err());
         assert!(Password::parse_new("long enough".into()).is_ok());
-        assert!(
-            !format!("{:?}", Password::parse("hunter22".into()).expect("valid"))
-                .contains("hunter22")
-        );
+        assert!(!format!("{:?}", Password::parse("hunter22".into()).expect("valid")).contains("hunter22"));
     }
 
     #[test]

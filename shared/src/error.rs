@@ -22,6 +22,13 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
+    /// The table is missing (wrong `LATCHKEY_TABLE_NAME`, or not created).
+    #[error("DynamoDB {operation} failed: the table does not exist")]
+    Misconfigured {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
     /// An item in the table does not have the shape `store` writes.
     #[error("item {key} is malformed: {reason}")]
     Corrupt { key: String, reason: String },
@@ -29,10 +36,7 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn corrupt(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        StoreError::Corrupt {
-            key: key.into(),
-            reason: reason.into(),
-        }
+        StoreError::Corrupt { key: key.into(), reason: reason.into() }
     }
 }
 
@@ -56,10 +60,7 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidToken(&'static str),
     #[error("{message}")]
-    RateLimited {
-        retry_after: Duration,
-        message: &'static str,
-    },
+    RateLimited { retry_after: Duration, message: &'static str },
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable(#[source] BoxError),
     #[error("internal error")]
@@ -119,7 +120,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable { .. } => ApiError::Unavailable(Box::new(err)),
-            StoreError::Corrupt { .. } => ApiError::Internal(Box::new(err)),
+            StoreError::Corrupt { .. } | StoreError::Misconfigured { .. } => ApiError::Internal(Box::new(err)),
         }
     }
 }
@@ -142,11 +143,8 @@ mod tests {
 
     #[test]
     fn public_text_never_includes_the_cause() {
-        let err: ApiError = StoreError::Unavailable {
-            operation: "GetItem",
-            source: "connection refused to secret-host".into(),
-        }
-        .into();
+        let err: ApiError =
+            StoreError::Unavailable { operation: "GetItem", source: "connection refused to secret-host".into() }.into();
         assert_eq!(err.status_code(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(err.error_code(), "unavailable");
         assert!(!err.public_description().contains("secret-host"));

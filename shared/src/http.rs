@@ -44,10 +44,7 @@ pub fn error_response(err: &ApiError) -> HttpResponse {
     let description = err.public_description();
     let mut response = json_response(
         err.status_code(),
-        &ErrorBody {
-            error: err.error_code(),
-            error_description: description.clone(),
-        },
+        &ErrorBody { error: err.error_code(), error_description: description.clone() },
     );
     let headers = response.headers_mut();
     if let Some(wait) = err.retry_after() {
@@ -58,8 +55,7 @@ pub fn error_response(err: &ApiError) -> HttpResponse {
     match err {
         ApiError::InvalidToken(_) => {
             // RFC 6750 §3: the description is ours and has no quotes.
-            let challenge =
-                format!(r#"Bearer error="invalid_token", error_description="{description}""#);
+            let challenge = format!(r#"Bearer error="invalid_token", error_description="{description}""#);
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 headers.insert(header::WWW_AUTHENTICATE, value);
             }
@@ -109,21 +105,14 @@ where
 
 /// Fails with 405 unless the request uses `method`.
 pub fn require_method(req: &Request, method: &Method, allow: &'static str) -> Result<(), ApiError> {
-    if req.method() == method {
-        Ok(())
-    } else {
-        Err(ApiError::MethodNotAllowed { allow })
-    }
+    if req.method() == method { Ok(()) } else { Err(ApiError::MethodNotAllowed { allow }) }
 }
 
 /// Whether the request path is `suffix`, ignoring a leading API Gateway stage
 /// segment and a trailing slash.
 pub fn path_is(req: &Request, suffix: &str) -> bool {
     let path = req.uri().path().trim_end_matches('/');
-    path == suffix
-        || path
-            .strip_suffix(suffix)
-            .is_some_and(|stage| stage.starts_with('/') && !stage[1..].contains('/'))
+    path == suffix || path.strip_suffix(suffix).is_some_and(|stage| stage.starts_with('/') && !stage[1..].contains('/'))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,9 +147,7 @@ fn body_within_limit(req: &Request, max_bytes: usize) -> Result<&[u8], ApiError>
         return Err(ApiError::PayloadTooLarge { limit: max_bytes });
     }
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::InvalidRequest(
-            "request body is empty; expected a JSON object".into(),
-        ));
+        return Err(ApiError::InvalidRequest("request body is empty; expected a JSON object".into()));
     }
     Ok(body)
 }
@@ -188,17 +175,14 @@ pub fn read_json<T: DeserializeOwned>(req: &Request, max_bytes: usize) -> Result
 
 /// Like [`read_json`], but also takes `application/x-www-form-urlencoded`,
 /// which OAuth clients send to RFC 6749/7009 endpoints.
-pub fn read_json_or_form<T: DeserializeOwned>(
-    req: &Request,
-    max_bytes: usize,
-) -> Result<T, ApiError> {
+pub fn read_json_or_form<T: DeserializeOwned>(req: &Request, max_bytes: usize) -> Result<T, ApiError> {
     match media_type(req) {
         Some(MediaType::Json) => decode_json(body_within_limit(req, max_bytes)?),
         Some(MediaType::Form) => serde_urlencoded::from_bytes(body_within_limit(req, max_bytes)?)
             .map_err(|err| ApiError::InvalidRequest(format!("invalid form body: {err}"))),
-        None => Err(ApiError::UnsupportedMediaType {
-            expected: "application/json or application/x-www-form-urlencoded",
-        }),
+        None => {
+            Err(ApiError::UnsupportedMediaType { expected: "application/json or application/x-www-form-urlencoded" })
+        }
     }
 }
 
@@ -227,15 +211,11 @@ mod tests {
     use super::*;
 
     fn request(path: &str, content_type: Option<&str>, body: &str) -> Request {
-        let mut builder = lambda_http::http::Request::builder()
-            .method("POST")
-            .uri(path);
+        let mut builder = lambda_http::http::Request::builder().method("POST").uri(path);
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
         }
-        builder
-            .body(Body::from(body.to_owned()))
-            .expect("valid request")
+        builder.body(Body::from(body.to_owned())).expect("valid request")
     }
 
     #[derive(serde::Deserialize, Debug)]
@@ -246,42 +226,20 @@ mod tests {
 
     #[test]
     fn media_types_are_matched_on_their_essence() {
-        let ok = request(
-            "/x",
-            Some("Application/JSON; charset=UTF-8"),
-            r#"{"name":"a"}"#,
-        );
+        let ok = request("/x", Some("Application/JSON; charset=UTF-8"), r#"{"name":"a"}"#);
         assert!(read_json::<Sample>(&ok, 100).is_ok());
-        for ct in [
-            None,
-            Some("text/plain"),
-            Some("application/json; charset=latin1"),
-        ] {
+        for ct in [None, Some("text/plain"), Some("application/json; charset=latin1")] {
             let err = read_json::<Sample>(&request("/x", ct, "{}"), 100).expect_err("refused");
-            assert_eq!(
-                err.status_code(),
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "{ct:?}"
-            );
+            assert_eq!(err.status_code(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
         }
     }
 
     #[test]
     fn bodies_are_bounded_and_decoded_into_400s() {
-        let big = request(
-            "/x",
-            Some(JSON),
-            &format!(r#"{{"name":"{}"}}"#, "a".repeat(200)),
-        );
-        assert_eq!(
-            read_json::<Sample>(&big, 100)
-                .expect_err("too big")
-                .status_code(),
-            StatusCode::PAYLOAD_TOO_LARGE
-        );
+        let big = request("/x", Some(JSON), &format!(r#"{{"name":"{}"}}"#, "a".repeat(200)));
+        assert_eq!(read_json::<Sample>(&big, 100).expect_err("too big").status_code(), StatusCode::PAYLOAD_TOO_LARGE);
         for body in ["", "{", "[]", r#"{"name":1}"#, "{}"] {
-            let err =
-                read_json::<Sample>(&request("/x", Some(JSON), body), 100).expect_err("bad body");
+            let err = read_json::<Sample>(&request("/x", Some(JSON), body), 100).expect_err("bad body");
             assert_eq!(err.status_code(), StatusCode::BAD_REQUEST, "{body:?}");
             assert_eq!(err.error_code(), "invalid_request");
         }
@@ -296,41 +254,20 @@ mod tests {
 
     #[test]
     fn paths_match_with_or_without_a_stage_prefix() {
-        assert!(path_is(
-            &request("/v1/auth/refresh", None, ""),
-            "/v1/auth/refresh"
-        ));
-        assert!(path_is(
-            &request("/live/v1/auth/refresh/", None, ""),
-            "/v1/auth/refresh"
-        ));
-        assert!(!path_is(
-            &request("/a/b/v1/auth/refresh", None, ""),
-            "/v1/auth/refresh"
-        ));
-        assert!(!path_is(
-            &request("/v1/auth/refreshx", None, ""),
-            "/v1/auth/refresh"
-        ));
-        assert!(!path_is(
-            &request("/xv1/auth/refresh", None, ""),
-            "/v1/auth/refresh"
-        ));
+        assert!(path_is(&request("/v1/auth/refresh", None, ""), "/v1/auth/refresh"));
+        assert!(path_is(&request("/live/v1/auth/refresh/", None, ""), "/v1/auth/refresh"));
+        assert!(!path_is(&request("/a/b/v1/auth/refresh", None, ""), "/v1/auth/refresh"));
+        assert!(!path_is(&request("/v1/auth/refreshx", None, ""), "/v1/auth/refresh"));
+        assert!(!path_is(&request("/xv1/auth/refresh", None, ""), "/v1/auth/refresh"));
     }
 
     #[test]
     fn error_responses_carry_the_headers_their_status_needs() {
         let response = error_response(&ApiError::InvalidToken("refresh token is invalid"));
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        let challenge = response.headers()[header::WWW_AUTHENTICATE]
-            .to_str()
-            .expect("ascii");
-        assert!(
-            challenge.starts_with(r#"Bearer error="invalid_token""#),
-            "{challenge}"
-        );
-        let body: serde_json::Value =
-            serde_json::from_slice(response.body().as_ref()).expect("json");
+        let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().expect("ascii");
+        assert!(challenge.starts_with(r#"Bearer error="invalid_token""#), "{challenge}");
+        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).expect("json");
         assert_eq!(body["error"], "invalid_token");
         assert_eq!(body["error_description"], "refresh token is invalid");
 

@@ -65,9 +65,7 @@ impl FromStr for SigningAlgorithm {
             "RS256" => Ok(SigningAlgorithm::Rs256),
             "ES256" => Ok(SigningAlgorithm::Es256),
             "EdDSA" => Ok(SigningAlgorithm::EdDsa),
-            other => Err(format!(
-                "signing algorithm must be RS256, ES256 or EdDSA, not `{other}`"
-            )),
+            other => Err(format!("signing algorithm must be RS256, ES256 or EdDSA, not `{other}`")),
         }
     }
 }
@@ -83,30 +81,21 @@ pub struct GeneratedKeyPair {
 
 impl fmt::Debug for GeneratedKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GeneratedKeyPair")
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
+        f.debug_struct("GeneratedKeyPair").field("algorithm", &self.algorithm).finish_non_exhaustive()
     }
 }
 
 /// Generates a key pair. CPU-heavy for RSA (tens to hundreds of ms): call
 /// it from `spawn_blocking` on a request path.
-pub fn generate_key_pair(
-    algorithm: SigningAlgorithm,
-    kid: &str,
-) -> Result<GeneratedKeyPair, ApiError> {
+pub fn generate_key_pair(algorithm: SigningAlgorithm, kid: &str) -> Result<GeneratedKeyPair, ApiError> {
     let mut rng = rand::rngs::OsRng;
-    let internal =
-        |what: &str, err: &dyn fmt::Display| ApiError::Internal(format!("{what}: {err}").into());
+    let internal = |what: &str, err: &dyn fmt::Display| ApiError::Internal(format!("{what}: {err}").into());
     let (private_der, mut jwk) = match algorithm {
         SigningAlgorithm::Rs256 => {
             use rsa::pkcs1::EncodeRsaPrivateKey as _;
             use rsa::traits::PublicKeyParts as _;
-            let key = rsa::RsaPrivateKey::new(&mut rng, 2048)
-                .map_err(|e| internal("RSA key generation", &e))?;
-            let der = key
-                .to_pkcs1_der()
-                .map_err(|e| internal("RSA key encoding", &e))?;
+            let key = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(|e| internal("RSA key generation", &e))?;
+            let der = key.to_pkcs1_der().map_err(|e| internal("RSA key encoding", &e))?;
             let jwk = serde_json::json!({
                 "kty": "RSA",
                 "n": b64url(&key.n().to_bytes_be()),
@@ -118,37 +107,27 @@ pub fn generate_key_pair(
             use p256::elliptic_curve::sec1::ToEncodedPoint as _;
             use p256::pkcs8::EncodePrivateKey as _;
             let key = p256::SecretKey::random(&mut rng);
-            let der = key
-                .to_pkcs8_der()
-                .map_err(|e| internal("P-256 key encoding", &e))?;
+            let der = key.to_pkcs8_der().map_err(|e| internal("P-256 key encoding", &e))?;
             let point = key.public_key().to_encoded_point(false);
             let (Some(x), Some(y)) = (point.x(), point.y()) else {
-                return Err(ApiError::Internal(
-                    "P-256 public key has no affine coordinates".into(),
-                ));
+                return Err(ApiError::Internal("P-256 public key has no affine coordinates".into()));
             };
-            let jwk =
-                serde_json::json!({ "kty": "EC", "crv": "P-256", "x": b64url(x), "y": b64url(y) });
+            let jwk = serde_json::json!({ "kty": "EC", "crv": "P-256", "x": b64url(x), "y": b64url(y) });
             (Zeroizing::new(der.as_bytes().to_vec()), jwk)
         }
         SigningAlgorithm::EdDsa => {
             use ed25519_dalek::pkcs8::EncodePrivateKey as _;
             let key = ed25519_dalek::SigningKey::generate(&mut rng);
-            let der = key
-                .to_pkcs8_der()
-                .map_err(|e| internal("Ed25519 key encoding", &e))?;
-            let jwk = serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": b64url(key.verifying_key().as_bytes()) });
+            let der = key.to_pkcs8_der().map_err(|e| internal("Ed25519 key encoding", &e))?;
+            let jwk =
+                serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": b64url(key.verifying_key().as_bytes()) });
             (Zeroizing::new(der.as_bytes().to_vec()), jwk)
         }
     };
     jwk["kid"] = kid.into();
     jwk["alg"] = algorithm.as_str().into();
     jwk["use"] = "sig".into();
-    Ok(GeneratedKeyPair {
-        algorithm,
-        private_der,
-        public_jwk: jwk,
-    })
+    Ok(GeneratedKeyPair { algorithm, private_der, public_jwk: jwk })
 }
 
 /// The claims of every access token Latchkey issues.
@@ -180,10 +159,7 @@ pub struct SigningKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("kid", &self.kid).field("algorithm", &self.algorithm).finish_non_exhaustive()
     }
 }
 
@@ -194,20 +170,15 @@ impl SigningKey {
             SigningAlgorithm::Es256 => EncodingKey::from_ec_der(der),
             SigningAlgorithm::EdDsa => EncodingKey::from_ed_der(der),
         };
-        Self {
-            kid,
-            algorithm,
-            encoding,
-        }
+        Self { kid, algorithm, encoding }
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, ApiError> {
         let mut header = Header::new(self.algorithm.jwt_algorithm());
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|err| {
-            ApiError::Internal(format!("signing access token with {}: {err}", self.kid).into())
-        })
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|err| ApiError::Internal(format!("signing access token with {}: {err}", self.kid).into()))
     }
 }
 
@@ -228,19 +199,10 @@ impl fmt::Debug for VerifyingKey {
 }
 
 impl VerifyingKey {
-    pub fn from_jwk(
-        kid: String,
-        algorithm: SigningAlgorithm,
-        jwk_json: &str,
-    ) -> Result<Self, String> {
-        let jwk: jsonwebtoken::jwk::Jwk =
-            serde_json::from_str(jwk_json).map_err(|e| format!("public JWK: {e}"))?;
+    pub fn from_jwk(kid: String, algorithm: SigningAlgorithm, jwk_json: &str) -> Result<Self, String> {
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(jwk_json).map_err(|e| format!("public JWK: {e}"))?;
         let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("public JWK: {e}"))?;
-        Ok(Self {
-            kid,
-            algorithm,
-            decoding,
-        })
+        Ok(Self { kid, algorithm, decoding })
     }
 }
 
@@ -264,20 +226,14 @@ impl TokenRejection {
     pub fn description(self) -> &'static str {
         match self {
             TokenRejection::Malformed => "the access token is malformed",
-            TokenRejection::WrongType => {
-                "the access token is not an access token (typ must be at+jwt)"
-            }
+            TokenRejection::WrongType => "the access token is not an access token (typ must be at+jwt)",
             TokenRejection::UnknownKey => "the access token was signed with an unknown key",
             TokenRejection::BadSignature => "the access token signature or algorithm is invalid",
             TokenRejection::Expired => "the access token has expired",
             TokenRejection::NotYetValid => "the access token is not valid yet",
-            TokenRejection::WrongIssuerOrAudience => {
-                "the access token was issued for another issuer or audience"
-            }
+            TokenRejection::WrongIssuerOrAudience => "the access token was issued for another issuer or audience",
             TokenRejection::MissingClaims => "the access token is missing required claims",
-            TokenRejection::WrongEnvironment => {
-                "the access token was issued for another environment"
-            }
+            TokenRejection::WrongEnvironment => "the access token was issued for another environment",
         }
     }
 }
@@ -308,16 +264,8 @@ pub struct AccessTokenVerifier {
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 impl AccessTokenVerifier {
-    pub fn new(
-        issuer: impl Into<String>,
-        audience: impl Into<String>,
-        env: impl Into<String>,
-    ) -> Self {
-        Self {
-            issuer: issuer.into(),
-            audience: audience.into(),
-            env: env.into(),
-        }
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, env: impl Into<String>) -> Self {
+        Self { issuer: issuer.into(), audience: audience.into(), env: env.into() }
     }
 
     /// The key id a token names, before verification (to find its key).
@@ -326,24 +274,14 @@ impl AccessTokenVerifier {
             return Err(TokenRejection::Malformed);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
-        if header
-            .typ
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-            != Some(ACCESS_TOKEN_TYP)
-        {
+        if header.typ.as_deref().map(str::to_ascii_lowercase).as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(TokenRejection::WrongType);
         }
         header.kid.ok_or(TokenRejection::UnknownKey)
     }
 
     /// Verifies `token` against the key set; `keys` maps kid to key.
-    pub fn verify(
-        &self,
-        token: &str,
-        keys: &HashMap<String, VerifyingKey>,
-    ) -> Result<AccessClaims, TokenRejection> {
+    pub fn verify(&self, token: &str, keys: &HashMap<String, VerifyingKey>) -> Result<AccessClaims, TokenRejection> {
         let kid = Self::kid_of(token)?;
         let key = keys.get(&kid).ok_or(TokenRejection::UnknownKey)?;
         let mut validation = Validation::new(key.algorithm.jwt_algorithm());
@@ -352,24 +290,19 @@ impl AccessTokenVerifier {
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
-            .map_err(|err| {
-                use jsonwebtoken::errors::ErrorKind;
-                match err.kind() {
-                    ErrorKind::ExpiredSignature => TokenRejection::Expired,
-                    ErrorKind::ImmatureSignature => TokenRejection::NotYetValid,
-                    ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
-                        TokenRejection::WrongIssuerOrAudience
-                    }
-                    ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) => {
-                        TokenRejection::MissingClaims
-                    }
-                    ErrorKind::InvalidSignature
-                    | ErrorKind::InvalidAlgorithm
-                    | ErrorKind::InvalidAlgorithmName => TokenRejection::BadSignature,
-                    _ => TokenRejection::Malformed,
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation).map_err(|err| {
+            use jsonwebtoken::errors::ErrorKind;
+            match err.kind() {
+                ErrorKind::ExpiredSignature => TokenRejection::Expired,
+                ErrorKind::ImmatureSignature => TokenRejection::NotYetValid,
+                ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => TokenRejection::WrongIssuerOrAudience,
+                ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) => TokenRejection::MissingClaims,
+                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    TokenRejection::BadSignature
                 }
-            })?;
+                _ => TokenRejection::Malformed,
+            }
+        })?;
         if data.header.alg != key.algorithm.jwt_algorithm() {
             return Err(TokenRejection::BadSignature);
         }
@@ -390,8 +323,7 @@ pub mod dangerous {
     /// The header and claims of `token` as JSON, unverified.
     pub fn decode_unverified(token: &str) -> Option<(serde_json::Value, serde_json::Value)> {
         let mut parts = token.split('.');
-        let (Some(header), Some(claims), Some(_), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(header), Some(claims), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return None;
         };
@@ -421,43 +353,27 @@ mod tests {
         }
     }
 
-    fn keypair(
-        algorithm: SigningAlgorithm,
-        kid: &str,
-    ) -> (SigningKey, HashMap<String, VerifyingKey>) {
+    fn keypair(algorithm: SigningAlgorithm, kid: &str) -> (SigningKey, HashMap<String, VerifyingKey>) {
         let pair = generate_key_pair(algorithm, kid).expect("generates");
         let signer = SigningKey::from_der(kid.into(), algorithm, &pair.private_der);
-        let verifier = VerifyingKey::from_jwk(kid.into(), algorithm, &pair.public_jwk.to_string())
-            .expect("jwk");
+        let verifier = VerifyingKey::from_jwk(kid.into(), algorithm, &pair.public_jwk.to_string()).expect("jwk");
         (signer, HashMap::from([(kid.to_owned(), verifier)]))
     }
 
     fn verifier() -> AccessTokenVerifier {
-        AccessTokenVerifier::new(
-            "https://auth.example.com",
-            "https://api.example.com",
-            "test",
-        )
+        AccessTokenVerifier::new("https://auth.example.com", "https://api.example.com", "test")
     }
 
     #[test]
     fn every_algorithm_signs_and_verifies_with_typ_and_kid() {
-        for algorithm in [
-            SigningAlgorithm::Rs256,
-            SigningAlgorithm::Es256,
-            SigningAlgorithm::EdDsa,
-        ] {
+        for algorithm in [SigningAlgorithm::Rs256, SigningAlgorithm::Es256, SigningAlgorithm::EdDsa] {
             let (signer, keys) = keypair(algorithm, "k1");
             let now = crate::time::now_secs();
             let token = signer.sign(&claims(now)).expect("signs");
             let header = jsonwebtoken::decode_header(&token).expect("header");
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));
             assert_eq!(header.kid.as_deref(), Some("k1"));
-            assert_eq!(
-                verifier().verify(&token, &keys).expect("verifies"),
-                claims(now),
-                "{algorithm}"
-            );
+            assert_eq!(verifier().verify(&token, &keys).expect("verifies"), claims(now), "{algorithm}");
         }
     }
 
@@ -468,10 +384,7 @@ mod tests {
 
         let mut expired = claims(now - 4000);
         expired.exp = now - 120;
-        assert_eq!(
-            verifier().verify(&signer.sign(&expired).expect("signs"), &keys),
-            Err(TokenRejection::Expired)
-        );
+        assert_eq!(verifier().verify(&signer.sign(&expired).expect("signs"), &keys), Err(TokenRejection::Expired));
 
         let mut other_aud = claims(now);
         other_aud.aud = "https://evil.example.com".into();
@@ -489,47 +402,23 @@ mod tests {
 
         let (other_signer, _) = keypair(SigningAlgorithm::Es256, "k1");
         let forged = other_signer.sign(&claims(now)).expect("signs");
-        assert_eq!(
-            verifier().verify(&forged, &keys),
-            Err(TokenRejection::BadSignature)
-        );
+        assert_eq!(verifier().verify(&forged, &keys), Err(TokenRejection::BadSignature));
 
         // alg: none, with our kid and typ.
         let none_header = b64url(br#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#);
-        let body = b64url(
-            serde_json::to_string(&claims(now))
-                .expect("json")
-                .as_bytes(),
-        );
-        assert!(
-            verifier()
-                .verify(&format!("{none_header}.{body}."), &keys)
-                .is_err()
-        );
+        let body = b64url(serde_json::to_string(&claims(now)).expect("json").as_bytes());
+        assert!(verifier().verify(&format!("{none_header}.{body}."), &keys).is_err());
 
         // HS256 keyed with the public JWK text: algorithm confusion.
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some("at+jwt".into());
         header.kid = Some("k1".into());
-        let confused = jsonwebtoken::encode(
-            &header,
-            &claims(now),
-            &EncodingKey::from_secret(b"public key bytes"),
-        )
-        .expect("signs");
-        assert_eq!(
-            verifier().verify(&confused, &keys),
-            Err(TokenRejection::BadSignature)
-        );
+        let confused =
+            jsonwebtoken::encode(&header, &claims(now), &EncodingKey::from_secret(b"public key bytes")).expect("signs");
+        assert_eq!(verifier().verify(&confused, &keys), Err(TokenRejection::BadSignature));
 
-        assert_eq!(
-            verifier().verify("not.a.jwt", &keys),
-            Err(TokenRejection::Malformed)
-        );
-        assert_eq!(
-            verifier().verify(&"a".repeat(MAX_TOKEN_BYTES + 1), &keys),
-            Err(TokenRejection::Malformed)
-        );
+        assert_eq!(verifier().verify("not.a.jwt", &keys), Err(TokenRejection::Malformed));
+        assert_eq!(verifier().verify(&"a".repeat(MAX_TOKEN_BYTES + 1), &keys), Err(TokenRejection::Malformed));
     }
 
     #[test]
@@ -538,12 +427,8 @@ mod tests {
         let now = crate::time::now_secs();
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some("k1".into());
-        let plain_jwt =
-            jsonwebtoken::encode(&header, &claims(now), &signer.encoding).expect("signs");
-        assert_eq!(
-            verifier().verify(&plain_jwt, &keys),
-            Err(TokenRejection::WrongType)
-        );
+        let plain_jwt = jsonwebtoken::encode(&header, &claims(now), &signer.encoding).expect("signs");
+        assert_eq!(verifier().verify(&plain_jwt, &keys), Err(TokenRejection::WrongType));
         let (other, _) = keypair(SigningAlgorithm::EdDsa, "k2");
         assert_eq!(
             verifier().verify(&other.sign(&claims(now)).expect("signs"), &keys),

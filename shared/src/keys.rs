@@ -59,36 +59,21 @@ impl std::fmt::Debug for KeyRing {
 /// Whether the sealing key can open a key record: if not, the deployment's
 /// `LATCHKEY_SEALING_KEY` is not the one that sealed it.
 fn unseal_error(kid: &str) -> ApiError {
-    ApiError::Internal(format!("signing key {kid} cannot be unsealed: is LATCHKEY_SEALING_KEY the one it was created with?").into())
+    ApiError::Internal(
+        format!("signing key {kid} cannot be unsealed: is LATCHKEY_SEALING_KEY the one it was created with?").into(),
+    )
 }
 
 impl KeyRing {
     /// `algorithm` is what a key generated on demand uses.
-    pub fn new(
-        store: SigningKeyStore,
-        sealer: Sealer,
-        algorithm: SigningAlgorithm,
-        cache_ttl: Duration,
-    ) -> Self {
-        Self {
-            store,
-            sealer,
-            algorithm,
-            cache_ttl,
-            cache: RwLock::new(None),
-        }
+    pub fn new(store: SigningKeyStore, sealer: Sealer, algorithm: SigningAlgorithm, cache_ttl: Duration) -> Self {
+        Self { store, sealer, algorithm, cache_ttl, cache: RwLock::new(None) }
     }
 
     /// The current key set, from cache when fresh.
     pub async fn current(&self) -> Result<Arc<KeySet>, ApiError> {
         let now = now_secs();
-        if let Some(set) = self
-            .cache
-            .read()
-            .await
-            .as_ref()
-            .filter(|s| s.is_fresh(self.cache_ttl, now))
-        {
+        if let Some(set) = self.cache.read().await.as_ref().filter(|s| s.is_fresh(self.cache_ttl, now)) {
             return Ok(Arc::clone(set));
         }
         self.reload().await
@@ -101,46 +86,23 @@ impl KeyRing {
         let records = self.store.list(now).await?;
         let mut verifying = HashMap::with_capacity(records.len());
         for record in &records {
-            let key =
-                VerifyingKey::from_jwk(record.kid.clone(), record.algorithm, &record.public_jwk)
-                    .map_err(|reason| {
-                        ApiError::from(StoreError::corrupt(
-                            format!("SIGNING_KEY/{}", record.kid),
-                            reason,
-                        ))
-                    })?;
+            let key = VerifyingKey::from_jwk(record.kid.clone(), record.algorithm, &record.public_jwk)
+                .map_err(|reason| ApiError::from(StoreError::corrupt(format!("SIGNING_KEY/{}", record.kid), reason)))?;
             verifying.insert(record.kid.clone(), key);
         }
-        let signer_record = records
-            .iter()
-            .rev()
-            .find(|r| r.active_from <= now && r.expires_at.is_none());
+        let signer_record = records.iter().rev().find(|r| r.active_from <= now && r.expires_at.is_none());
         let signing = match signer_record {
             Some(record) => {
                 let der = self
                     .sealer
                     .unseal(&record.sealed_private_key, record.kid.as_bytes())
                     .map_err(|_| unseal_error(&record.kid))?;
-                Some(Arc::new(SigningKey::from_der(
-                    record.kid.clone(),
-                    record.algorithm,
-                    &der,
-                )))
+                Some(Arc::new(SigningKey::from_der(record.kid.clone(), record.algorithm, &der)))
             }
             None => None,
         };
-        let next_activation = records
-            .iter()
-            .map(|r| r.active_from)
-            .filter(|at| *at > now)
-            .min();
-        let set = Arc::new(KeySet {
-            loaded_at: Instant::now(),
-            signing,
-            verifying,
-            records,
-            next_activation,
-        });
+        let next_activation = records.iter().map(|r| r.active_from).filter(|at| *at > now).min();
+        let set = Arc::new(KeySet { loaded_at: Instant::now(), signing, verifying, records, next_activation });
         *cache = Some(Arc::clone(&set));
         Ok(set)
     }
@@ -188,9 +150,7 @@ impl KeyRing {
             expires_at: None,
         };
         if !self.store.insert(&record).await? {
-            return Err(ApiError::Internal(
-                format!("signing key id {} already exists", record.kid).into(),
-            ));
+            return Err(ApiError::Internal(format!("signing key id {} already exists", record.kid).into()));
         }
         tracing::info!(kid = %record.kid, alg = %algorithm, active_from = record.active_from, "signing key added");
         Ok(record)

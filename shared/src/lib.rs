@@ -43,16 +43,8 @@ impl Latchkey {
             config.key_cache_ttl,
         ));
         let issuer = Arc::new(service::TokenIssuer::new(&config, keys));
-        let refresh_codec = Arc::new(refresh_token::RefreshTokenCodec::new(
-            &config.sealing_key,
-            config.stage,
-        ));
-        Self {
-            config,
-            stores,
-            issuer,
-            refresh_codec,
-        }
+        let refresh_codec = Arc::new(refresh_token::RefreshTokenCodec::new(&config.sealing_key, config.stage));
+        Self { config, stores, issuer, refresh_codec }
     }
 
     /// Loads config from the environment and connects to DynamoDB.

@@ -64,9 +64,7 @@ impl fmt::Debug for RefreshTokenCodec {
 
 impl RefreshTokenCodec {
     pub fn new(sealing_key: &SealingKey, stage: Stage) -> Self {
-        Self {
-            key: sealing_key.mac_key(&format!("refresh-token/v1/{stage}")),
-        }
+        Self { key: sealing_key.mac_key(&format!("refresh-token/v1/{stage}")) }
     }
 
     fn tag(&self, family: FamilyId, generation: u64) -> [u8; 32] {
@@ -94,17 +92,12 @@ impl RefreshTokenCodec {
             return None;
         }
         let family = FamilyId(raw[..FAMILY_LEN].try_into().ok()?);
-        let generation_bytes: [u8; GENERATION_LEN] = raw[FAMILY_LEN..FAMILY_LEN + GENERATION_LEN]
-            .try_into()
-            .ok()?;
+        let generation_bytes: [u8; GENERATION_LEN] = raw[FAMILY_LEN..FAMILY_LEN + GENERATION_LEN].try_into().ok()?;
         let tag = &raw[FAMILY_LEN + GENERATION_LEN..];
         if !self.key.verify(&[&family.0, &generation_bytes], tag) {
             return None;
         }
-        Some(RefreshTokenClaim {
-            family,
-            generation: u64::from_be_bytes(generation_bytes),
-        })
+        Some(RefreshTokenClaim { family, generation: u64::from_be_bytes(generation_bytes) })
     }
 }
 
@@ -122,22 +115,9 @@ mod tests {
         let token = codec(Stage::Test).mint(family, 7);
         assert!(token.expose_secret().starts_with("rt_"));
         assert_eq!(token.expose_secret().len(), 3 + 75);
-        assert_eq!(
-            codec(Stage::Test).open(&token),
-            Some(RefreshTokenClaim {
-                family,
-                generation: 7
-            })
-        );
-        assert_eq!(
-            codec(Stage::Test).mint(family, 7).expose_secret(),
-            token.expose_secret(),
-            "deterministic"
-        );
-        assert_ne!(
-            codec(Stage::Test).mint(family, 8).expose_secret(),
-            token.expose_secret()
-        );
+        assert_eq!(codec(Stage::Test).open(&token), Some(RefreshTokenClaim { family, generation: 7 }));
+        assert_eq!(codec(Stage::Test).mint(family, 7).expose_secret(), token.expose_secret(), "deterministic");
+        assert_ne!(codec(Stage::Test).mint(family, 8).expose_secret(), token.expose_secret());
     }
 
     #[test]
@@ -153,19 +133,8 @@ mod tests {
         chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
         let tampered: String = chars.into_iter().collect();
         assert_eq!(codec(Stage::Test).open(&tampered.into()), None);
-        for junk in [
-            "",
-            "rt_",
-            "rt_abc",
-            "xx_",
-            &format!("{text}A"),
-            &text.replacen("rt_", "at_", 1),
-        ] {
-            assert_eq!(
-                codec(Stage::Test).open(&junk.to_owned().into()),
-                None,
-                "{junk:?}"
-            );
+        for junk in ["", "rt_", "rt_abc", "xx_", &format!("{text}A"), &text.replacen("rt_", "at_", 1)] {
+            assert_eq!(codec(Stage::Test).open(&junk.to_owned().into()), None, "{junk:?}");
         }
     }
 

@@ -10,9 +10,8 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber once, in `main`. A second call is a no-op,
 /// so tests may call it freely.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,aws_smithy_runtime=warn,aws_config=warn,hyper=warn")
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,aws_smithy_runtime=warn,aws_config=warn,hyper=warn"));
     let json = std::env::var("LATCHKEY_LOG_FORMAT").map_or_else(
         |_| {
             std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
@@ -20,18 +19,10 @@ pub fn init() {
         },
         |format| format.eq_ignore_ascii_case("json"),
     );
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let _ = if json {
         // Lambda stamps each line itself and the request id is a field.
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .without_time()
-            .try_init()
+        builder.json().flatten_event(true).with_current_span(false).with_span_list(false).without_time().try_init()
     } else {
         builder.compact().with_ansi(false).try_init()
     };

@@ -29,8 +29,7 @@ pub const SEALING_KEY: &str = "dGVzdC1vbmx5LXNlYWxpbmcta2V5LTMyLWJ5dGVzISE=";
 const FIXTURE: &str = include_str!("../fixtures/apigw_v2_post.json");
 
 pub fn dynamodb_endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .unwrap_or_else(|_| "http://127.0.0.1:8000".to_owned())
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| "http://127.0.0.1:8000".to_owned())
 }
 
 /// The environment a test deployment starts from; tests add overrides.
@@ -76,18 +75,10 @@ async fn client(
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "latchkey-tests",
-        ))
+        .credentials_provider(Credentials::new("local", "local", None, None, "latchkey-tests"))
         .load()
         .await;
-    let config = latchkey::store::client_config(&sdk, store)
-        .interceptor(calls.clone())
-        .build();
+    let config = latchkey::store::client_config(&sdk, store).interceptor(calls.clone()).build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
@@ -99,16 +90,9 @@ impl TestApp {
     pub async fn spawn_with(options: Options) -> Self {
         let table_name = format!("lk-test-{}", latchkey::crypto::random_id());
         let mut vars = base_env(&table_name);
-        vars.extend(
-            options
-                .env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone())),
-        );
-        let mut config = Config::from(&Env::from_pairs(
-            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        ))
-        .expect("test configuration is valid");
+        vars.extend(options.env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        let mut config = Config::from(&Env::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+            .expect("test configuration is valid");
         if let Some(ttl) = options.refresh_ttl {
             config.refresh_token_ttl = ttl;
         }
@@ -133,13 +117,7 @@ impl TestApp {
         calls.take();
         let login = latchkey.login_service();
         let refresh = latchkey.refresh_service();
-        Self {
-            latchkey,
-            login,
-            refresh,
-            calls,
-            table,
-        }
+        Self { latchkey, login, refresh, calls, table }
     }
 
     pub fn max_body(&self) -> usize {
@@ -171,12 +149,7 @@ impl TestApp {
     /// Logs the seeded user in; panics unless it works.
     pub async fn login_ok(&self) -> Value {
         let response = self.post_login(&login_body(EMAIL, PASSWORD)).await;
-        assert_eq!(
-            response.status,
-            StatusCode::OK,
-            "login failed: {}",
-            response.body
-        );
+        assert_eq!(response.status, StatusCode::OK, "login failed: {}", response.body);
         response.json()
     }
 
@@ -187,11 +160,9 @@ impl TestApp {
 }
 
 async fn add_user(latchkey: &Latchkey, email: &str, password: &str, scopes: &str) {
-    let hash = latchkey::password::hash_password(
-        Password::parse_new(password.to_owned()).expect("valid password"),
-    )
-    .await
-    .expect("hashes");
+    let hash = latchkey::password::hash_password(Password::parse_new(password.to_owned()).expect("valid password"))
+        .await
+        .expect("hashes");
     let user = UserRecord {
         user_id: UserId::generate(),
         tenant_id: TenantId::parse(TENANT).expect("valid tenant"),
@@ -200,29 +171,13 @@ async fn add_user(latchkey: &Latchkey, email: &str, password: &str, scopes: &str
         scopes: Scopes::parse(scopes).expect("valid scopes"),
         created_at: latchkey::time::now_secs(),
     };
-    let outcome = latchkey
-        .stores
-        .users
-        .insert(&user)
-        .await
-        .expect("user insert");
+    let outcome = latchkey.stores.users.insert(&user).await.expect("user insert");
     assert_eq!(outcome, latchkey::store::users::AddUserOutcome::Added);
 }
 
 async fn seed(latchkey: &Latchkey) {
-    let tenant = TenantRecord {
-        tenant_id: TenantId::parse(TENANT).expect("valid"),
-        plan: Plan::Pro,
-        created_at: 0,
-    };
-    assert!(
-        latchkey
-            .stores
-            .tenants
-            .insert(&tenant)
-            .await
-            .expect("tenant insert")
-    );
+    let tenant = TenantRecord { tenant_id: TenantId::parse(TENANT).expect("valid"), plan: Plan::Pro, created_at: 0 };
+    assert!(latchkey.stores.tenants.insert(&tenant).await.expect("tenant insert"));
     add_user(latchkey, EMAIL, PASSWORD, SCOPES).await;
 }
 
@@ -232,24 +187,12 @@ pub fn login_body(email: &str, password: &str) -> String {
 
 /// A POST as API Gateway (HTTP API, payload 2.0) delivers it.
 pub fn post(path: &str, body: &str) -> Request {
-    request(
-        path,
-        "POST",
-        &[("content-type", "application/json")],
-        body,
-        "203.0.113.10",
-    )
+    request(path, "POST", &[("content-type", "application/json")], body, "203.0.113.10")
 }
 
 /// Any request as API Gateway delivers it; `headers` replace the fixture's
 /// `content-type` when they name one (an empty value removes it).
-pub fn request(
-    path: &str,
-    method: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-    source_ip: &str,
-) -> Request {
+pub fn request(path: &str, method: &str, headers: &[(&str, &str)], body: &str, source_ip: &str) -> Request {
     let mut event: Value = serde_json::from_str(FIXTURE).expect("fixture is JSON");
     event["rawPath"] = path.into();
     event["requestContext"]["http"]["path"] = path.into();
@@ -259,10 +202,7 @@ pub fn request(
     event["headers"]["content-length"] = body.len().to_string().into();
     for (name, value) in headers {
         if value.is_empty() {
-            event["headers"]
-                .as_object_mut()
-                .expect("headers")
-                .remove(*name);
+            event["headers"].as_object_mut().expect("headers").remove(*name);
         } else {
             event["headers"][*name] = (*value).into();
         }
@@ -281,18 +221,13 @@ pub struct TestResponse {
 impl From<lambda_http::Response<lambda_http::Body>> for TestResponse {
     fn from(response: lambda_http::Response<lambda_http::Body>) -> Self {
         let (parts, body) = response.into_parts();
-        Self {
-            status: parts.status,
-            headers: parts.headers,
-            body: String::from_utf8_lossy(body.as_ref()).into_owned(),
-        }
+        Self { status: parts.status, headers: parts.headers, body: String::from_utf8_lossy(body.as_ref()).into_owned() }
     }
 }
 
 impl TestResponse {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -304,13 +239,7 @@ impl TestResponse {
         assert_eq!(self.status, status, "body: {}", self.body);
         let body = self.json();
         assert_eq!(body["error"], code, "body: {}", self.body);
-        assert!(
-            body["error_description"]
-                .as_str()
-                .is_some_and(|d| !d.is_empty()),
-            "body: {}",
-            self.body
-        );
+        assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()), "body: {}", self.body);
         assert_eq!(
             body.as_object().map(serde_json::Map::len),
             Some(2),

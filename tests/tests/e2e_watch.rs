@@ -19,10 +19,7 @@ struct Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -36,27 +33,15 @@ impl Drop for Watch {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 fn start_watch(table: &str) -> Watch {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
     let port = free_port();
     let mut command = Command::new("cargo");
     command
-        .args([
-            "lambda",
-            "watch",
-            "--ignore-changes",
-            "--invoke-address",
-            "127.0.0.1",
-        ])
+        .args(["lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1"])
         .args(["--invoke-port", &port.to_string()])
         .current_dir(workspace)
         .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
@@ -72,16 +57,15 @@ fn start_watch(table: &str) -> Watch {
     let child = command.spawn().unwrap_or_else(|err| {
         panic!("cannot run `cargo lambda watch` ({err}): run the tests with `make test`, which installs cargo-lambda")
     });
-    let watch = Watch {
-        child,
-        base: format!("http://127.0.0.1:{port}/lambda-url"),
-    };
+    let mut watch = Watch { child, base: format!("http://127.0.0.1:{port}/lambda-url") };
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "cargo lambda watch did not listen on {port} within 60 s"
-        );
+        if let Ok(Some(status)) = watch.child.try_wait() {
+            panic!(
+                "`cargo lambda watch` exited ({status}): run the tests with `make test`, which installs cargo-lambda"
+            );
+        }
+        assert!(Instant::now() < deadline, "cargo lambda watch did not listen on {port} within 60 s");
         std::thread::sleep(Duration::from_millis(200));
     }
     watch
@@ -100,19 +84,10 @@ fn post(agent: &ureq::Agent, url: &str, body: &str) -> Reply {
         .send(body)
         .unwrap_or_else(|err| panic!("POST {url}: {err}"));
     let status = response.status().as_u16();
-    let www_authenticate = response
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let www_authenticate = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let text = response.body_mut().read_to_string().expect("body");
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{url} answered non-JSON ({e}): {text}"));
-    Reply {
-        status,
-        body,
-        www_authenticate,
-    }
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url} answered non-JSON ({e}): {text}"));
+    Reply { status, body, www_authenticate }
 }
 
 #[test]
@@ -134,51 +109,22 @@ fn login_refresh_and_reuse_over_http_through_cargo_lambda_watch() {
     assert_eq!(login.status, 200, "{}", login.body);
     assert_eq!(login.body["token_type"], "Bearer");
     let access = login.body["access_token"].as_str().expect("access token");
-    let set = runtime
-        .block_on(app.latchkey.issuer.keys().reload())
-        .expect("keys");
-    let claims = app
-        .latchkey
-        .issuer
-        .verifier()
-        .verify(access, &set.verifying)
-        .expect("access token verifies");
+    let set = runtime.block_on(app.latchkey.issuer.keys().reload()).expect("keys");
+    let claims = app.latchkey.issuer.verifier().verify(access, &set.verifying).expect("access token verifies");
     assert_eq!(claims.tid, latchkey_tests::TENANT);
 
-    let first = login.body["refresh_token"]
-        .as_str()
-        .expect("refresh token")
-        .to_owned();
-    let rotated = post(
-        &agent,
-        &refresh_url,
-        &serde_json::json!({ "refresh_token": first }).to_string(),
-    );
+    let first = login.body["refresh_token"].as_str().expect("refresh token").to_owned();
+    let rotated = post(&agent, &refresh_url, &serde_json::json!({ "refresh_token": first }).to_string());
     assert_eq!(rotated.status, 200, "{}", rotated.body);
-    let second = rotated.body["refresh_token"]
-        .as_str()
-        .expect("refresh token")
-        .to_owned();
+    let second = rotated.body["refresh_token"].as_str().expect("refresh token").to_owned();
     assert_ne!(first, second);
 
     // Reuse of the rotated token: 401, and the family (with `second`) dies.
-    let reuse = post(
-        &agent,
-        &refresh_url,
-        &serde_json::json!({ "refresh_token": first }).to_string(),
-    );
+    let reuse = post(&agent, &refresh_url, &serde_json::json!({ "refresh_token": first }).to_string());
     assert_eq!(reuse.status, 401, "{}", reuse.body);
     assert_eq!(reuse.body["error"], "invalid_token");
-    assert!(
-        reuse
-            .www_authenticate
-            .is_some_and(|h| h.starts_with("Bearer error=\"invalid_token\""))
-    );
-    let after = post(
-        &agent,
-        &refresh_url,
-        &serde_json::json!({ "refresh_token": second }).to_string(),
-    );
+    assert!(reuse.www_authenticate.is_some_and(|h| h.starts_with("Bearer error=\"invalid_token\"")));
+    let after = post(&agent, &refresh_url, &serde_json::json!({ "refresh_token": second }).to_string());
     assert_eq!(after.status, 401, "{}", after.body);
 
     // Wrong password over HTTP: the SPEC's error body.

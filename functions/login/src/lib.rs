@@ -3,9 +3,7 @@
 use lambda_http::Request;
 use lambda_http::http::{Method, StatusCode};
 use latchkey::error::ApiError;
-use latchkey::http::{
-    HttpResponse, client_ip, header_str, json_response, path_is, read_json, require_method, respond,
-};
+use latchkey::http::{HttpResponse, client_ip, header_str, json_response, path_is, read_json, require_method, respond};
 use latchkey::service::LoginService;
 use latchkey::service::login::{AppCredentials, LoginRequest};
 
@@ -17,11 +15,7 @@ pub async fn handle(service: &LoginService, max_body_bytes: usize, req: Request)
     respond(&req, Box::pin(login(service, max_body_bytes, &req))).await
 }
 
-async fn login(
-    service: &LoginService,
-    max_body_bytes: usize,
-    req: &Request,
-) -> Result<HttpResponse, ApiError> {
+async fn login(service: &LoginService, max_body_bytes: usize, req: &Request) -> Result<HttpResponse, ApiError> {
     if !path_is(req, PATH) {
         return Err(ApiError::NotFound);
     }
@@ -36,12 +30,9 @@ async fn login(
 fn app_credentials(req: &Request) -> Result<Option<AppCredentials>, ApiError> {
     match (header_str(req, "x-app-id"), header_str(req, "x-app-secret")) {
         (None, None) => Ok(None),
-        (Some(app_id), Some(secret)) => Ok(Some(AppCredentials {
-            app_id: app_id.to_owned(),
-            secret: secret.to_owned().into(),
-        })),
-        _ => Err(ApiError::InvalidRequest(
-            "X-App-Id and X-App-Secret must be sent together".into(),
-        )),
+        (Some(app_id), Some(secret)) => {
+            Ok(Some(AppCredentials { app_id: app_id.to_owned(), secret: secret.to_owned().into() }))
+        }
+        _ => Err(ApiError::InvalidRequest("X-App-Id and X-App-Secret must be sent together".into())),
     }
 }

@@ -4,9 +4,7 @@
 use lambda_http::Request;
 use lambda_http::http::{Method, StatusCode};
 use latchkey::error::ApiError;
-use latchkey::http::{
-    HttpResponse, json_response, path_is, read_json, read_json_or_form, require_method, respond,
-};
+use latchkey::http::{HttpResponse, json_response, path_is, read_json, read_json_or_form, require_method, respond};
 use latchkey::service::{RefreshRequest, RefreshService, RevokeRequest};
 
 pub const REFRESH_PATH: &str = "/v1/auth/refresh";
@@ -18,11 +16,7 @@ pub async fn handle(service: &RefreshService, max_body_bytes: usize, req: Reques
     respond(&req, Box::pin(route(service, max_body_bytes, &req))).await
 }
 
-async fn route(
-    service: &RefreshService,
-    max_body_bytes: usize,
-    req: &Request,
-) -> Result<HttpResponse, ApiError> {
+async fn route(service: &RefreshService, max_body_bytes: usize, req: &Request) -> Result<HttpResponse, ApiError> {
     if path_is(req, REFRESH_PATH) {
         require_method(req, &Method::POST, "POST")?;
         let body: RefreshRequest = read_json(req, max_body_bytes)?;

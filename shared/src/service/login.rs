@@ -47,21 +47,14 @@ pub struct LoginService {
 
 impl std::fmt::Debug for LoginService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginService")
-            .field("policy", &self.policy)
-            .finish_non_exhaustive()
+        f.debug_struct("LoginService").field("policy", &self.policy).finish_non_exhaustive()
     }
 }
 
 const LOCKED: &str = "too many failed login attempts; try again later";
 
 impl LoginService {
-    pub fn new(
-        config: &Config,
-        stores: &Stores,
-        issuer: Arc<TokenIssuer>,
-        codec: Arc<RefreshTokenCodec>,
-    ) -> Self {
+    pub fn new(config: &Config, stores: &Stores, issuer: Arc<TokenIssuer>, codec: Arc<RefreshTokenCodec>) -> Self {
         Self {
             throttle: stores.login_throttle.clone(),
             families: stores.refresh_families.clone(),
@@ -87,33 +80,20 @@ impl LoginService {
         let now = now_secs();
         let account_key = ThrottleKey::account(&self.throttle_mac, &request.email);
         let ip_key = client_ip.map(|ip| ThrottleKey::ip(&self.throttle_mac, ip));
-        let state = self
-            .throttle
-            .load_attempt(&request.email, &account_key, ip_key.as_ref(), now)
-            .await?;
+        let state = self.throttle.load_attempt(&request.email, &account_key, ip_key.as_ref(), now).await?;
 
         // Locked accounts and IPs are refused before any password check, the
         // same way for unknown and known emails.
-        let locked = [state.account.locked_for(now), state.ip.locked_for(now)]
-            .into_iter()
-            .flatten()
-            .max();
+        let locked = [state.account.locked_for(now), state.ip.locked_for(now)].into_iter().flatten().max();
         if let Some(retry_after) = locked {
-            return Err(ApiError::RateLimited {
-                retry_after,
-                message: LOCKED,
-            });
+            return Err(ApiError::RateLimited { retry_after, message: LOCKED });
         }
 
         let user = state.user;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         if !verify_password(request.password, stored_hash).await? {
-            let account = self.throttle.record_failure(
-                &account_key,
-                self.policy.account_max_failures,
-                &self.policy,
-                now,
-            );
+            let account =
+                self.throttle.record_failure(&account_key, self.policy.account_max_failures, &self.policy, now);
             let ip = async {
                 match &ip_key {
                     Some(key) => self
@@ -129,8 +109,7 @@ impl LoginService {
             tracing::info!(
                 account_failures = account.failures,
                 ip_failures = ip.map(|s| s.failures),
-                locked =
-                    account.locked_until.is_some() || ip.is_some_and(|s| s.locked_until.is_some()),
+                locked = account.locked_until.is_some() || ip.is_some_and(|s| s.locked_until.is_some()),
                 "login failed"
             );
             return Err(ApiError::InvalidCredentials);
@@ -158,18 +137,11 @@ impl LoginService {
             revoked_at: None,
         };
         // Sign first: if the key ring cannot sign, no family is left behind.
-        let access = self.issuer.issue(&principal).await?;
-        let clear_account = if state.account.failures > 0 {
-            Some(self.throttle.clear_op(&account_key)?)
-        } else {
-            None
-        };
+        let access = self.issuer.issue(&principal, now).await?;
+        let clear_account = if state.account.failures > 0 { Some(self.throttle.clear_op(&account_key)?) } else { None };
         self.families.insert(&family, clear_account).await?;
         tracing::info!(sub = %principal.sub, tid = %principal.tenant_id, "login succeeded");
         let refresh = self.codec.mint(family.family, family.generation);
-        Ok(TokenIssuer::response(
-            access,
-            Some((refresh, family.valid_until())),
-        ))
+        Ok(TokenIssuer::response(access, Some((refresh, family.valid_until()))))
     }
 }

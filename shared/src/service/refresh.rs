@@ -59,12 +59,7 @@ impl std::fmt::Debug for RefreshService {
 }
 
 impl RefreshService {
-    pub fn new(
-        config: &Config,
-        stores: &Stores,
-        issuer: Arc<TokenIssuer>,
-        codec: Arc<RefreshTokenCodec>,
-    ) -> Self {
+    pub fn new(config: &Config, stores: &Stores, issuer: Arc<TokenIssuer>, codec: Arc<RefreshTokenCodec>) -> Self {
         Self {
             families: stores.refresh_families.clone(),
             codec,
@@ -76,21 +71,9 @@ impl RefreshService {
 
     pub async fn refresh(&self, request: RefreshRequest) -> Result<TokenResponse, ApiError> {
         // Forged or malformed tokens are refused without touching DynamoDB.
-        let claim = self
-            .codec
-            .open(&request.refresh_token)
-            .ok_or(ApiError::InvalidToken(INVALID))?;
+        let claim = self.codec.open(&request.refresh_token).ok_or(ApiError::InvalidToken(INVALID))?;
         let (now, now_ms) = (now_secs(), now_millis());
-        let outcome = self
-            .families
-            .rotate(
-                claim.family,
-                claim.generation,
-                now,
-                now_ms,
-                now + self.refresh_ttl,
-            )
-            .await?;
+        let outcome = self.families.rotate(claim.family, claim.generation, now, now_ms, now + self.refresh_ttl).await?;
         let family = match outcome {
             RotateOutcome::Rotated(family) => family,
             RotateOutcome::Rejected(None) => return Err(ApiError::InvalidToken(INVALID)),
@@ -98,7 +81,7 @@ impl RefreshService {
                 return self.rejected(family, claim.generation, now, now_ms).await;
             }
         };
-        self.respond(&family).await
+        self.respond(&family, now).await
     }
 
     /// Answers a rotation whose condition failed, given the family as it is.
@@ -119,35 +102,29 @@ impl RefreshService {
             // A generation we never issued: only a forged MAC could get here.
             return Err(ApiError::InvalidToken(INVALID));
         }
-        let within_grace = family.generation == presented + 1
-            && family
-                .rotated_at_ms
-                .is_some_and(|at| now_ms.saturating_sub(at) <= duration_ms(self.grace));
+        let within_grace = !self.grace.is_zero()
+            && family.generation == presented + 1
+            && family.rotated_at_ms.is_some_and(|at| now_ms.saturating_sub(at) <= duration_ms(self.grace));
         if within_grace {
             tracing::info!(family = ?family.family, "refresh retried within the grace window");
-            return self.respond(&family).await;
+            return self.respond(&family, now).await;
         }
-        self.families
-            .revoke(family.family, "reuse_detected", now)
-            .await?;
+        self.families.revoke(family.family, "reuse_detected", now).await?;
         tracing::warn!(family = ?family.family, presented, current = family.generation, "refresh token reuse: family revoked");
         Err(ApiError::InvalidToken(REUSED))
     }
 
     /// A new access token plus the family's current refresh token.
-    async fn respond(&self, family: &RefreshFamily) -> Result<TokenResponse, ApiError> {
+    async fn respond(&self, family: &RefreshFamily, now: u64) -> Result<TokenResponse, ApiError> {
         let principal = Principal {
             sub: family.sub.clone(),
             tenant_id: family.tenant_id.clone(),
             scope: family.scope.clone(),
             client_id: family.client_id.clone(),
         };
-        let access = self.issuer.issue(&principal).await?;
+        let access = self.issuer.issue(&principal, now).await?;
         let refresh = self.codec.mint(family.family, family.generation);
-        Ok(TokenIssuer::response(
-            access,
-            Some((refresh, family.valid_until())),
-        ))
+        Ok(TokenIssuer::response(access, Some((refresh, family.valid_until()))))
     }
 
     /// RFC 7009: revokes the token's family. Unknown, malformed and
@@ -156,11 +133,7 @@ impl RefreshService {
         let Some(claim) = self.codec.open(&request.token) else {
             return Ok(());
         };
-        if self
-            .families
-            .revoke(claim.family, "revoked_by_client", now_secs())
-            .await?
-        {
+        if self.families.revoke(claim.family, "revoked_by_client", now_secs()).await? {
             tracing::info!(family = ?claim.family, "refresh family revoked");
         }
         Ok(())

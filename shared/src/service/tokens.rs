@@ -12,7 +12,7 @@ use crate::domain::Stage;
 use crate::error::ApiError;
 use crate::jwt::{AccessClaims, AccessTokenVerifier};
 use crate::keys::KeyRing;
-use crate::time::{now_secs, rfc3339};
+use crate::time::rfc3339;
 
 /// Who a token is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,7 @@ pub struct TokenIssuer {
 #[derive(Debug)]
 pub struct IssuedAccessToken {
     pub token: SecretString,
+    pub issued_at: u64,
     pub expires_at: u64,
     pub scope: String,
 }
@@ -93,9 +94,9 @@ impl TokenIssuer {
         AccessTokenVerifier::new(&self.issuer, &self.audience, self.stage.as_str())
     }
 
-    pub async fn issue(&self, principal: &Principal) -> Result<IssuedAccessToken, ApiError> {
+    /// Signs an access token issued at `now` (Unix seconds).
+    pub async fn issue(&self, principal: &Principal, now: u64) -> Result<IssuedAccessToken, ApiError> {
         let key = self.keys.signing_key().await?;
-        let now = now_secs();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: principal.sub.clone(),
@@ -110,17 +111,16 @@ impl TokenIssuer {
         };
         Ok(IssuedAccessToken {
             token: key.sign(&claims)?.into(),
+            issued_at: now,
             expires_at: claims.exp,
             scope: claims.scope,
         })
     }
 
-    /// Builds the token response around a freshly issued access token.
-    pub fn response(
-        access: IssuedAccessToken,
-        refresh: Option<(SecretString, u64)>,
-    ) -> TokenResponse {
-        let now = now_secs();
+    /// Builds the token response around a freshly issued access token;
+    /// lifetimes count from the moment it was issued.
+    pub fn response(access: IssuedAccessToken, refresh: Option<(SecretString, u64)>) -> TokenResponse {
+        let now = access.issued_at;
         let (refresh_token, refresh_expires_in) = match refresh {
             Some((token, valid_until)) => (Some(token), Some(valid_until.saturating_sub(now))),
             None => (None, None),

@@ -9,9 +9,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, ReturnValue, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, ReturnValue, TransactWriteItem};
 
 use super::users::{parse_user, user_key};
 use super::{Item, ItemReader, Table, UserRecord, build_failed, key, n, unavailable};
@@ -30,21 +28,11 @@ pub struct ThrottleKey {
 
 impl ThrottleKey {
     pub fn account(mac: &MacKey, email: &Email) -> Self {
-        Self {
-            pk: format!(
-                "LOGIN_THROTTLE#account#{}",
-                mac.fingerprint(email.as_str().as_bytes())
-            ),
-        }
+        Self { pk: format!("LOGIN_THROTTLE#account#{}", mac.fingerprint(email.as_str().as_bytes())) }
     }
 
     pub fn ip(mac: &MacKey, ip: IpAddr) -> Self {
-        Self {
-            pk: format!(
-                "LOGIN_THROTTLE#ip#{}",
-                mac.fingerprint(ip.to_string().as_bytes())
-            ),
-        }
+        Self { pk: format!("LOGIN_THROTTLE#ip#{}", mac.fingerprint(ip.to_string().as_bytes())) }
     }
 
     fn item_key(&self) -> Item {
@@ -62,9 +50,7 @@ pub struct ThrottleState {
 impl ThrottleState {
     /// Time left on a lockout, if one is running.
     pub fn locked_for(&self, now_secs: u64) -> Option<Duration> {
-        self.locked_until
-            .filter(|until| *until > now_secs)
-            .map(|until| Duration::from_secs(until - now_secs))
+        self.locked_until.filter(|until| *until > now_secs).map(|until| Duration::from_secs(until - now_secs))
     }
 }
 
@@ -176,12 +162,7 @@ impl LoginThrottleStore {
             .await;
         let mut state = match increment {
             Ok(output) => parse_counter(output.attributes().unwrap_or(&Item::new()), now_secs)?,
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
                 // A counter whose window ended but which DynamoDB has not
                 // deleted yet: start over at one.
                 let mut item = counter.item_key();
@@ -195,10 +176,7 @@ impl LoginThrottleStore {
                     .send()
                     .await
                     .map_err(|e| unavailable("PutItem", e))?;
-                ThrottleState {
-                    failures: 1,
-                    locked_until: None,
-                }
+                ThrottleState { failures: 1, locked_until: None }
             }
             Err(err) => return Err(unavailable("UpdateItem", err)),
         };
@@ -212,7 +190,9 @@ impl LoginThrottleStore {
                 .table_name(self.table.name())
                 .set_key(Some(counter.item_key()))
                 .update_expression("SET locked_until = :until, expires_at = :expires")
-                .condition_expression("attribute_exists(pk) AND (attribute_not_exists(locked_until) OR locked_until < :until)")
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(locked_until) OR locked_until < :until)",
+                )
                 .expression_attribute_values(":until", n(until))
                 .expression_attribute_values(":expires", n(until + policy.failure_window.as_secs()))
                 .send()
@@ -221,10 +201,7 @@ impl LoginThrottleStore {
                 Ok(_) => state.locked_until = Some(until),
                 // A concurrent failure already set a later lockout.
                 Err(err)
-                    if matches!(
-                        err.as_service_error(),
-                        Some(UpdateItemError::ConditionalCheckFailedException(_))
-                    ) => {}
+                    if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {}
                 Err(err) => return Err(unavailable("UpdateItem", err)),
             }
         }

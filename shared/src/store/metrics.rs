@@ -24,12 +24,7 @@ impl CallCounter {
 
     /// Operation names since the last `take`, oldest first.
     pub fn take(&self) -> Vec<String> {
-        std::mem::take(
-            &mut *self
-                .calls
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+        std::mem::take(&mut *self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 }
 
@@ -46,16 +41,9 @@ impl Intercept for CallCounter {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let target = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or("unknown");
+        let target = context.request().headers().get("x-amz-target").unwrap_or("unknown");
         let name = target.rsplit('.').next().unwrap_or(target).to_owned();
-        self.calls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(name);
+        self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(name);
         Ok(())
     }
 }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -81,14 +81,53 @@ pub struct Table {
 
 impl Table {
     pub fn new(client: Client, name: impl Into<Arc<str>>) -> Self {
-        Self {
-            client,
-            name: name.into(),
-        }
+        Self { client, name: name.into() }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The SDK client (tests use it to set up states no API reaches).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A strongly consistent GetItem.
+    pub(crate) async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.name())
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", e))?;
+        Ok(output.item)
+    }
+
+    /// Writes `item` unless its key exists; `Ok(false)` if it does.
+    pub(crate) async fn put_if_absent(&self, item: Item) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(self.name())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err.as_service_error().is_some_and(
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::is_conditional_check_failed_exception,
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(unavailable("PutItem", err)),
+        }
     }
 }
 
@@ -114,36 +153,28 @@ impl Stores {
     }
 }
 
-/// Any SDK failure we do not answer as a domain outcome: throttling,
-/// timeouts, a dead endpoint, a missing table. All of them mean "try again".
+/// Any SDK failure we do not answer as a domain outcome. Throttling,
+/// timeouts and a dead endpoint mean "try again" (503); a table that does not
+/// exist is a deployment mistake that retrying will not fix (500, logged).
 pub(crate) fn unavailable<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    StoreError::Unavailable {
-        operation,
-        source: Box::new(err),
+    if err.code() == Some("ResourceNotFoundException") {
+        return StoreError::Misconfigured { operation, source: Box::new(err) };
     }
+    StoreError::Unavailable { operation, source: Box::new(err) }
 }
 
 /// A request the SDK refused to build (a required field missing): a bug, but
 /// one that must not panic a request.
-pub(crate) fn build_failed(
-    operation: &'static str,
-    err: aws_sdk_dynamodb::error::BuildError,
-) -> StoreError {
-    StoreError::Unavailable {
-        operation,
-        source: Box::new(err),
-    }
+pub(crate) fn build_failed(operation: &'static str, err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Unavailable { operation, source: Box::new(err) }
 }
 
 pub(crate) fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(pk)),
-        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
-    ])
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))])
 }
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
@@ -176,56 +207,41 @@ impl<'a> ItemReader<'a> {
     }
 
     pub(crate) fn string(&self, name: &str) -> Result<&'a str, StoreError> {
-        self.opt_string(name)?
-            .ok_or_else(|| StoreError::corrupt(self.describe(), format!("missing `{name}`")))
+        self.opt_string(name)?.ok_or_else(|| StoreError::corrupt(self.describe(), format!("missing `{name}`")))
     }
 
     pub(crate) fn opt_string(&self, name: &str) -> Result<Option<&'a str>, StoreError> {
         match self.item.get(name) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
             Some(AttributeValue::S(value)) => Ok(Some(value)),
-            Some(_) => Err(StoreError::corrupt(
-                self.describe(),
-                format!("`{name}` is not a string"),
-            )),
+            Some(_) => Err(StoreError::corrupt(self.describe(), format!("`{name}` is not a string"))),
         }
     }
 
     pub(crate) fn number(&self, name: &str) -> Result<u64, StoreError> {
-        self.opt_number(name)?
-            .ok_or_else(|| StoreError::corrupt(self.describe(), format!("missing `{name}`")))
+        self.opt_number(name)?.ok_or_else(|| StoreError::corrupt(self.describe(), format!("missing `{name}`")))
     }
 
     pub(crate) fn opt_number(&self, name: &str) -> Result<Option<u64>, StoreError> {
         match self.item.get(name) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
-            Some(AttributeValue::N(value)) => value.parse().map(Some).map_err(|_| {
-                StoreError::corrupt(
-                    self.describe(),
-                    format!("`{name}` is not an unsigned integer"),
-                )
-            }),
-            Some(_) => Err(StoreError::corrupt(
-                self.describe(),
-                format!("`{name}` is not a number"),
-            )),
+            Some(AttributeValue::N(value)) => value
+                .parse()
+                .map(Some)
+                .map_err(|_| StoreError::corrupt(self.describe(), format!("`{name}` is not an unsigned integer"))),
+            Some(_) => Err(StoreError::corrupt(self.describe(), format!("`{name}` is not a number"))),
         }
     }
 
     pub(crate) fn bytes(&self, name: &str) -> Result<&'a [u8], StoreError> {
         match self.item.get(name) {
             Some(AttributeValue::B(blob)) => Ok(blob.as_ref()),
-            _ => Err(StoreError::corrupt(
-                self.describe(),
-                format!("`{name}` is missing or not binary"),
-            )),
+            _ => Err(StoreError::corrupt(self.describe(), format!("`{name}` is missing or not binary"))),
         }
     }
 
     /// Whether the item's TTL has passed (DynamoDB may not have deleted it yet).
     pub(crate) fn is_expired(&self, now_secs: u64) -> Result<bool, StoreError> {
-        Ok(self
-            .opt_number("expires_at")?
-            .is_some_and(|at| at <= now_secs))
+        Ok(self.opt_number("expires_at")?.is_some_and(|at| at <= now_secs))
     }
 }

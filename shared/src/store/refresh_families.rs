@@ -6,11 +6,8 @@
 //! the item as it is (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), so the
 //! service can tell reuse from a grace-window retry without a second read.
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 
 use super::{Item, ItemReader, Table, build_failed, key, n, s, unavailable};
 use crate::domain::Stage;
@@ -71,7 +68,7 @@ impl RefreshFamilyStore {
         Self { table }
     }
 
-    fn put_op(&self, family: &RefreshFamily) -> Result<Put, StoreError> {
+    fn family_item(family: &RefreshFamily) -> Item {
         let mut item = family_key(family.family);
         item.insert("sub".into(), s(&family.sub));
         item.insert("tenant_id".into(), s(&family.tenant_id));
@@ -84,59 +81,36 @@ impl RefreshFamilyStore {
         item.insert("created_at".into(), n(family.created_at));
         item.insert("expires_at".into(), n(family.expires_at));
         item.insert("absolute_expires_at".into(), n(family.absolute_expires_at));
-        Put::builder()
-            .table_name(self.table.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| build_failed("PutItem", e))
+        item
     }
 
     /// Stores a new family. With `also`, the write and that operation commit
     /// together in one transaction (still one round trip).
-    pub async fn insert(
-        &self,
-        family: &RefreshFamily,
-        also: Option<TransactWriteItem>,
-    ) -> Result<(), StoreError> {
-        let put = self.put_op(family)?;
-        if let Some(also) = also {
-            return self
-                .table
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(put).build())
-                .transact_items(also)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| unavailable("TransactWriteItems", e));
-        }
-        let result = self
-            .table
+    pub async fn insert(&self, family: &RefreshFamily, also: Option<TransactWriteItem>) -> Result<(), StoreError> {
+        let item = Self::family_item(family);
+        let Some(also) = also else {
+            return if self.table.put_if_absent(item).await? {
+                Ok(())
+            } else {
+                // 128 random bits collided: not in this universe, but not a 500 either.
+                Err(StoreError::Unavailable { operation: "PutItem", source: "refresh family id collision".into() })
+            };
+        };
+        let put = Put::builder()
+            .table_name(self.table.name())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| build_failed("TransactWriteItems", e))?;
+        self.table
             .client
-            .put_item()
-            .table_name(put.table_name())
-            .set_item(Some(put.item().clone()))
-            .set_condition_expression(put.condition_expression().map(str::to_owned))
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(also)
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // 128 random bits collided: not in this universe, but not a 500 either.
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Err(StoreError::Unavailable {
-                    operation: "PutItem",
-                    source: "refresh family id collision".into(),
-                })
-            }
-            Err(err) => Err(unavailable("PutItem", err)),
-        }
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable("TransactWriteItems", e))
     }
 
     /// Moves the family from `presented` to `presented + 1` if `presented` is
@@ -155,9 +129,7 @@ impl RefreshFamilyStore {
             .update_item()
             .table_name(self.table.name())
             .set_key(Some(family_key(family)))
-            .update_expression(
-                "SET #generation = :next, rotated_at_ms = :now_ms, expires_at = :expires",
-            )
+            .update_expression("SET #generation = :next, rotated_at_ms = :now_ms, expires_at = :expires")
             .condition_expression(
                 "#generation = :presented AND attribute_not_exists(revoked_at) \
                  AND expires_at > :now AND absolute_expires_at > :now",
@@ -174,19 +146,14 @@ impl RefreshFamilyStore {
             .await;
         match result {
             Ok(output) => {
-                let item = output.attributes().ok_or_else(|| {
-                    StoreError::corrupt("REFRESH", "UpdateItem returned no attributes")
-                })?;
+                let item = output
+                    .attributes()
+                    .ok_or_else(|| StoreError::corrupt("REFRESH", "UpdateItem returned no attributes"))?;
                 Ok(RotateOutcome::Rotated(parse_family(family, item)?))
             }
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(RotateOutcome::Rejected(
-                        failed
-                            .item()
-                            .map(|item| parse_family(family, item))
-                            .transpose()?,
-                    ))
+                    Ok(RotateOutcome::Rejected(failed.item().map(|item| parse_family(family, item)).transpose()?))
                 }
                 _ => Err(unavailable("UpdateItem", err)),
             },
@@ -195,12 +162,7 @@ impl RefreshFamilyStore {
 
     /// Revokes the family; `Ok(false)` if it does not exist or was already
     /// revoked.
-    pub async fn revoke(
-        &self,
-        family: FamilyId,
-        reason: &str,
-        now_secs: u64,
-    ) -> Result<bool, StoreError> {
+    pub async fn revoke(&self, family: FamilyId, reason: &str, now_secs: u64) -> Result<bool, StoreError> {
         let result = self
             .table
             .client
@@ -215,12 +177,7 @@ impl RefreshFamilyStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
                 Ok(false)
             }
             Err(err) => Err(unavailable("UpdateItem", err)),
@@ -229,20 +186,7 @@ impl RefreshFamilyStore {
 
     /// Reads a family (admin and tests; the request paths never need to).
     pub async fn get(&self, family: FamilyId) -> Result<Option<RefreshFamily>, StoreError> {
-        let output = self
-            .table
-            .client
-            .get_item()
-            .table_name(self.table.name())
-            .set_key(Some(family_key(family)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", e))?;
-        output
-            .item()
-            .map(|item| parse_family(family, item))
-            .transpose()
+        self.table.get(family_key(family)).await?.map(|item| parse_family(family, &item)).transpose()
     }
 }
 
@@ -253,10 +197,7 @@ fn parse_family(family: FamilyId, item: &Item) -> Result<RefreshFamily, StoreErr
         sub: reader.string("sub")?.to_owned(),
         tenant_id: reader.string("tenant_id")?.to_owned(),
         scope: reader.opt_string("scope")?.unwrap_or_default().to_owned(),
-        env: reader
-            .string("env")?
-            .parse()
-            .map_err(|e: String| StoreError::corrupt("REFRESH", e))?,
+        env: reader.string("env")?.parse().map_err(|e: String| StoreError::corrupt("REFRESH", e))?,
         client_id: reader.opt_string("client_id")?.map(str::to_owned),
         generation: reader.number("generation")?,
         created_at: reader.number("created_at")?,

@@ -51,7 +51,11 @@ pub async fn create_table(table: &Table) -> Result<TableCreation, StoreError> {
         .await;
     let outcome = match created {
         Ok(_) => TableCreation::Created,
-        Err(err) if err.as_service_error().is_some_and(aws_sdk_dynamodb::operation::create_table::CreateTableError::is_resource_in_use_exception) => {
+        Err(err)
+            if err.as_service_error().is_some_and(
+                aws_sdk_dynamodb::operation::create_table::CreateTableError::is_resource_in_use_exception,
+            ) =>
+        {
             TableCreation::AlreadyExisted
         }
         Err(err) => return Err(unavailable("CreateTable", err)),
@@ -92,10 +96,8 @@ async fn enable_ttl(table: &Table) -> Result<(), StoreError> {
     let description = current.time_to_live_description();
     let status = description.and_then(|d| d.time_to_live_status());
     let attribute = description.and_then(|d| d.attribute_name());
-    if matches!(
-        status,
-        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-    ) && attribute == Some(TTL_ATTRIBUTE)
+    if matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling))
+        && attribute == Some(TTL_ATTRIBUTE)
     {
         return Ok(());
     }
@@ -119,7 +121,13 @@ async fn enable_ttl(table: &Table) -> Result<(), StoreError> {
 pub async fn delete_table(table: &Table) -> Result<(), StoreError> {
     match table.client.delete_table().table_name(table.name()).send().await {
         Ok(_) => Ok(()),
-        Err(err) if err.as_service_error().is_some_and(aws_sdk_dynamodb::operation::delete_table::DeleteTableError::is_resource_not_found_exception) => Ok(()),
+        Err(err)
+            if err.as_service_error().is_some_and(
+                aws_sdk_dynamodb::operation::delete_table::DeleteTableError::is_resource_not_found_exception,
+            ) =>
+        {
+            Ok(())
+        }
         Err(err) => Err(unavailable("DeleteTable", err)),
     }
 }

@@ -2,7 +2,6 @@
 //! the public half as a JWK. All keys share one partition, so one Query
 //! loads the whole key set.
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -77,9 +76,7 @@ impl SigningKeyStore {
                 _ => break,
             }
         }
-        records.sort_by(|a, b| {
-            (a.active_from, a.created_at, &a.kid).cmp(&(b.active_from, b.created_at, &b.kid))
-        });
+        records.sort_by(|a, b| (a.active_from, a.created_at, &a.kid).cmp(&(b.active_from, b.created_at, &b.kid)));
         Ok(records)
     }
 
@@ -89,36 +86,13 @@ impl SigningKeyStore {
         item.insert("kid".into(), s(&record.kid));
         item.insert("alg".into(), s(record.algorithm.as_str()));
         item.insert("public_jwk".into(), s(&record.public_jwk));
-        item.insert(
-            "private_key".into(),
-            AttributeValue::B(Blob::new(record.sealed_private_key.clone())),
-        );
+        item.insert("private_key".into(), AttributeValue::B(Blob::new(record.sealed_private_key.clone())));
         item.insert("created_at".into(), n(record.created_at));
         item.insert("active_from".into(), n(record.active_from));
         if let Some(expires_at) = record.expires_at {
             item.insert("expires_at".into(), n(expires_at));
         }
-        let result = self
-            .table
-            .client
-            .put_item()
-            .table_name(self.table.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(unavailable("PutItem", err)),
-        }
+        self.table.put_if_absent(item).await
     }
 }
 
@@ -126,10 +100,7 @@ fn parse_key(item: &Item) -> Result<SigningKeyRecord, StoreError> {
     let reader = ItemReader::new(item);
     Ok(SigningKeyRecord {
         kid: reader.string("kid")?.to_owned(),
-        algorithm: reader
-            .string("alg")?
-            .parse()
-            .map_err(|e: String| StoreError::corrupt("SIGNING_KEY", e))?,
+        algorithm: reader.string("alg")?.parse().map_err(|e: String| StoreError::corrupt("SIGNING_KEY", e))?,
         public_jwk: reader.string("public_jwk")?.to_owned(),
         sealed_private_key: reader.bytes("private_key")?.to_vec(),
         created_at: reader.number("created_at")?,

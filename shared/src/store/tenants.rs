@@ -1,8 +1,6 @@
 //! Tenants: the organisations a deployment serves, each with a plan.
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-
-use super::{Item, ItemReader, Table, key, n, s, unavailable};
+use super::{Item, ItemReader, Table, key, n, s};
 use crate::domain::{Plan, TenantId};
 use crate::error::StoreError;
 
@@ -33,41 +31,11 @@ impl TenantStore {
         item.insert("tenant_id".into(), s(tenant.tenant_id.as_str()));
         item.insert("plan".into(), s(tenant.plan.as_str()));
         item.insert("created_at".into(), n(tenant.created_at));
-        let put = self
-            .table
-            .client
-            .put_item()
-            .table_name(self.table.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(unavailable("PutItem", err)),
-        }
+        self.table.put_if_absent(item).await
     }
 
     pub async fn get(&self, tenant: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
-        let output = self
-            .table
-            .client
-            .get_item()
-            .table_name(self.table.name())
-            .set_key(Some(tenant_key(tenant)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", e))?;
-        output.item().map(parse_tenant).transpose()
+        self.table.get(tenant_key(tenant)).await?.as_ref().map(parse_tenant).transpose()
     }
 }
 

@@ -68,26 +68,16 @@ impl UserStore {
             .table
             .client
             .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .condition_check(tenant_exists)
-                    .build(),
-            )
+            .transact_items(TransactWriteItem::builder().condition_check(tenant_exists).build())
             .transact_items(TransactWriteItem::builder().put(put_user).build())
             .send()
             .await;
         match result {
             Ok(_) => Ok(AddUserOutcome::Added),
             Err(err) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                    err.as_service_error()
-                {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() {
                     let failed = |i: usize| {
-                        cancelled
-                            .cancellation_reasons()
-                            .get(i)
-                            .and_then(|r| r.code())
-                            == Some("ConditionalCheckFailed")
+                        cancelled.cancellation_reasons().get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
                     };
                     if failed(0) {
                         return Ok(AddUserOutcome::NoSuchTenant);
@@ -102,17 +92,7 @@ impl UserStore {
     }
 
     pub async fn get(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
-        let output = self
-            .table
-            .client
-            .get_item()
-            .table_name(self.table.name())
-            .set_key(Some(user_key(email)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", e))?;
-        output.item().map(parse_user).transpose()
+        self.table.get(user_key(email)).await?.as_ref().map(parse_user).transpose()
     }
 }
 
@@ -124,8 +104,7 @@ pub(crate) fn parse_user(item: &Item) -> Result<UserRecord, StoreError> {
         tenant_id: TenantId::parse(reader.string("tenant_id")?).map_err(|e| corrupt(e.0))?,
         email: Email::parse(reader.string("email")?).map_err(|e| corrupt(e.0))?,
         password_hash: PasswordHashString::from_stored(reader.string("password_hash")?.to_owned()),
-        scopes: Scopes::parse(reader.opt_string("scope")?.unwrap_or_default())
-            .map_err(|e| corrupt(e.0))?,
+        scopes: Scopes::parse(reader.opt_string("scope")?.unwrap_or_default()).map_err(|e| corrupt(e.0))?,
         created_at: reader.number("created_at")?,
     })
 }
