@@ -23,4 +23,8 @@ unset LATCHKEY_TABLE_NAME
 cargo build -p login --bin login
 cargo build -p refresh --bin refresh
 cargo test --workspace --no-run
-cargo test --workspace "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"; scripts/dynamodb-local.sh stop "$port" >/dev/null 2>&1' EXIT
+cargo test --workspace "$@" 2>&1 | tee "$log"
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "summary: %d passed, %d failed\n", passed, failed }' "$log"
