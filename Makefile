@@ -1,11 +1,14 @@
 # The two commands: `make dev` runs Latchkey locally, `make test` runs every test.
-.PHONY: dev test lint fmt tools
+.PHONY: dev test bench lint fmt tools
 
 dev:
 	bash scripts/dev.sh
 
 test:
 	bash scripts/test.sh
+
+bench:
+	bash scripts/bench.sh
 
 lint:
 	cargo fmt --all -- --check

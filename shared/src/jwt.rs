@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -70,8 +70,7 @@ impl FromStr for SigningAlgorithm {
     }
 }
 
-/// A freshly generated key pair: the private half as the DER that
-/// `jsonwebtoken` signs with (PKCS#1 for RSA, PKCS#8 otherwise), the public
+/// A freshly generated key pair: the private half as PKCS#8 DER, the public
 /// half as a JWK.
 pub struct GeneratedKeyPair {
     pub algorithm: SigningAlgorithm,
@@ -85,43 +84,45 @@ impl fmt::Debug for GeneratedKeyPair {
     }
 }
 
-/// Generates a key pair. CPU-heavy for RSA (tens to hundreds of ms): call
-/// it from `spawn_blocking` on a request path.
+/// Generates a key pair with AWS-LC. CPU-heavy for RSA (tens of ms): call it
+/// from `spawn_blocking` on a request path.
 pub fn generate_key_pair(algorithm: SigningAlgorithm, kid: &str) -> Result<GeneratedKeyPair, ApiError> {
-    let mut rng = rand::rngs::OsRng;
-    let internal = |what: &str, err: &dyn fmt::Display| ApiError::Internal(format!("{what}: {err}").into());
+    use aws_lc_rs::encoding::AsDer as _;
+    use aws_lc_rs::signature::KeyPair as _;
+    let failed = |what: &str| ApiError::Internal(format!("{algorithm} key generation failed: {what}").into());
     let (private_der, mut jwk) = match algorithm {
         SigningAlgorithm::Rs256 => {
-            use rsa::pkcs1::EncodeRsaPrivateKey as _;
-            use rsa::traits::PublicKeyParts as _;
-            let key = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(|e| internal("RSA key generation", &e))?;
-            let der = key.to_pkcs1_der().map_err(|e| internal("RSA key encoding", &e))?;
+            let key =
+                aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| failed("generate"))?;
+            let der = key.as_der().map_err(|_| failed("encode"))?;
+            let public = key.public_key();
             let jwk = serde_json::json!({
                 "kty": "RSA",
-                "n": b64url(&key.n().to_bytes_be()),
-                "e": b64url(&key.e().to_bytes_be()),
+                "n": b64url(public.modulus().big_endian_without_leading_zero()),
+                "e": b64url(public.exponent().big_endian_without_leading_zero()),
             });
-            (Zeroizing::new(der.as_bytes().to_vec()), jwk)
+            (Zeroizing::new(der.as_ref().to_vec()), jwk)
         }
         SigningAlgorithm::Es256 => {
-            use p256::elliptic_curve::sec1::ToEncodedPoint as _;
-            use p256::pkcs8::EncodePrivateKey as _;
-            let key = p256::SecretKey::random(&mut rng);
-            let der = key.to_pkcs8_der().map_err(|e| internal("P-256 key encoding", &e))?;
-            let point = key.public_key().to_encoded_point(false);
-            let (Some(x), Some(y)) = (point.x(), point.y()) else {
-                return Err(ApiError::Internal("P-256 public key has no affine coordinates".into()));
-            };
-            let jwk = serde_json::json!({ "kty": "EC", "crv": "P-256", "x": b64url(x), "y": b64url(y) });
-            (Zeroizing::new(der.as_bytes().to_vec()), jwk)
+            let key =
+                aws_lc_rs::signature::EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+                    .map_err(|_| failed("generate"))?;
+            let der = key.to_pkcs8v1().map_err(|_| failed("encode"))?;
+            // Uncompressed SEC1 point: 0x04 ‖ x (32) ‖ y (32).
+            let point = key.public_key().as_ref();
+            if point.len() != 65 || point[0] != 4 {
+                return Err(failed("unexpected public key encoding"));
+            }
+            let jwk = serde_json::json!({
+                "kty": "EC", "crv": "P-256", "x": b64url(&point[1..33]), "y": b64url(&point[33..]),
+            });
+            (Zeroizing::new(der.as_ref().to_vec()), jwk)
         }
         SigningAlgorithm::EdDsa => {
-            use ed25519_dalek::pkcs8::EncodePrivateKey as _;
-            let key = ed25519_dalek::SigningKey::generate(&mut rng);
-            let der = key.to_pkcs8_der().map_err(|e| internal("Ed25519 key encoding", &e))?;
-            let jwk =
-                serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": b64url(key.verifying_key().as_bytes()) });
-            (Zeroizing::new(der.as_bytes().to_vec()), jwk)
+            let key = aws_lc_rs::signature::Ed25519KeyPair::generate().map_err(|_| failed("generate"))?;
+            let der = key.to_pkcs8v1().map_err(|_| failed("encode"))?;
+            let jwk = serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": b64url(key.public_key().as_ref()) });
+            (Zeroizing::new(der.as_ref().to_vec()), jwk)
         }
     };
     jwk["kid"] = kid.into();
@@ -150,11 +151,21 @@ pub struct AccessClaims {
     pub client_id: Option<String>,
 }
 
-/// A private key ready to sign.
+/// A private key parsed once (when the key ring loads) and ready to sign.
+/// Signing happens here rather than in `jsonwebtoken::encode`, which would
+/// parse and check the DER key again for every token.
 pub struct SigningKey {
     pub kid: String,
     pub algorithm: SigningAlgorithm,
-    encoding: EncodingKey,
+    pair: KeyPairKind,
+    /// `base64url(header)` and the dot: the same for every token of this key.
+    header_prefix: String,
+}
+
+enum KeyPairKind {
+    Rsa(aws_lc_rs::signature::RsaKeyPair),
+    Ecdsa(aws_lc_rs::signature::EcdsaKeyPair),
+    Ed25519(aws_lc_rs::signature::Ed25519KeyPair),
 }
 
 impl fmt::Debug for SigningKey {
@@ -164,21 +175,47 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    pub fn from_der(kid: String, algorithm: SigningAlgorithm, der: &[u8]) -> Self {
-        let encoding = match algorithm {
-            SigningAlgorithm::Rs256 => EncodingKey::from_rsa_der(der),
-            SigningAlgorithm::Es256 => EncodingKey::from_ec_der(der),
-            SigningAlgorithm::EdDsa => EncodingKey::from_ed_der(der),
+    /// Parses a PKCS#8 private key; fails unless it is a key for `algorithm`.
+    pub fn from_pkcs8(kid: String, algorithm: SigningAlgorithm, der: &[u8]) -> Result<Self, String> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
+        let rejected = |e: aws_lc_rs::error::KeyRejected| format!("{algorithm} private key rejected: {e}");
+        let pair = match algorithm {
+            SigningAlgorithm::Rs256 => KeyPairKind::Rsa(RsaKeyPair::from_pkcs8(der).map_err(rejected)?),
+            SigningAlgorithm::Es256 => {
+                KeyPairKind::Ecdsa(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(rejected)?)
+            }
+            SigningAlgorithm::EdDsa => KeyPairKind::Ed25519(Ed25519KeyPair::from_pkcs8(der).map_err(rejected)?),
         };
-        Self { kid, algorithm, encoding }
+        let header = serde_json::json!({ "typ": ACCESS_TOKEN_TYP, "alg": algorithm.as_str(), "kid": kid });
+        let header_prefix = format!("{}.", b64url(header.to_string().as_bytes()));
+        Ok(Self { kid, algorithm, pair, header_prefix })
     }
 
+    /// A compact JWS of `claims` under the header `{typ: at+jwt, alg, kid}`.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, ApiError> {
-        let mut header = Header::new(self.algorithm.jwt_algorithm());
-        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
-            .map_err(|err| ApiError::Internal(format!("signing access token with {}: {err}", self.kid).into()))
+        let claims = serde_json::to_vec(claims).map_err(|e| ApiError::Internal(Box::new(e)))?;
+        self.sign_payload(&self.header_prefix, &claims)
+    }
+
+    fn sign_payload(&self, header_prefix: &str, payload: &[u8]) -> Result<String, ApiError> {
+        let mut token = String::with_capacity(header_prefix.len() + payload.len() * 4 / 3 + 400);
+        token.push_str(header_prefix);
+        token.push_str(&b64url(payload));
+        let failed = || ApiError::Internal(format!("signing with key {} failed", self.kid).into());
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let signature = match &self.pair {
+            KeyPairKind::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, token.as_bytes(), &mut signature)
+                    .map_err(|_| failed())?;
+                signature
+            }
+            KeyPairKind::Ecdsa(pair) => pair.sign(&rng, token.as_bytes()).map_err(|_| failed())?.as_ref().to_vec(),
+            KeyPairKind::Ed25519(pair) => pair.sign(token.as_bytes()).as_ref().to_vec(),
+        };
+        token.push('.');
+        token.push_str(&b64url(&signature));
+        Ok(token)
     }
 }
 
@@ -355,7 +392,7 @@ mod tests {
 
     fn keypair(algorithm: SigningAlgorithm, kid: &str) -> (SigningKey, HashMap<String, VerifyingKey>) {
         let pair = generate_key_pair(algorithm, kid).expect("generates");
-        let signer = SigningKey::from_der(kid.into(), algorithm, &pair.private_der);
+        let signer = SigningKey::from_pkcs8(kid.into(), algorithm, &pair.private_der).expect("parses");
         let verifier = VerifyingKey::from_jwk(kid.into(), algorithm, &pair.public_jwk.to_string()).expect("jwk");
         (signer, HashMap::from([(kid.to_owned(), verifier)]))
     }
@@ -410,11 +447,12 @@ mod tests {
         assert!(verifier().verify(&format!("{none_header}.{body}."), &keys).is_err());
 
         // HS256 keyed with the public JWK text: algorithm confusion.
-        let mut header = Header::new(Algorithm::HS256);
+        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
         header.typ = Some("at+jwt".into());
         header.kid = Some("k1".into());
         let confused =
-            jsonwebtoken::encode(&header, &claims(now), &EncodingKey::from_secret(b"public key bytes")).expect("signs");
+            jsonwebtoken::encode(&header, &claims(now), &jsonwebtoken::EncodingKey::from_secret(b"public key bytes"))
+                .expect("signs");
         assert_eq!(verifier().verify(&confused, &keys), Err(TokenRejection::BadSignature));
 
         assert_eq!(verifier().verify("not.a.jwt", &keys), Err(TokenRejection::Malformed));
@@ -425,9 +463,8 @@ mod tests {
     fn tokens_without_the_access_typ_or_a_known_kid_are_refused() {
         let (signer, keys) = keypair(SigningAlgorithm::EdDsa, "k1");
         let now = crate::time::now_secs();
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some("k1".into());
-        let plain_jwt = jsonwebtoken::encode(&header, &claims(now), &signer.encoding).expect("signs");
+        let header = format!("{}.", b64url(br#"{"alg":"EdDSA","kid":"k1"}"#));
+        let plain_jwt = signer.sign_payload(&header, &serde_json::to_vec(&claims(now)).expect("json")).expect("signs");
         assert_eq!(verifier().verify(&plain_jwt, &keys), Err(TokenRejection::WrongType));
         let (other, _) = keypair(SigningAlgorithm::EdDsa, "k2");
         assert_eq!(

@@ -97,7 +97,10 @@ impl KeyRing {
                     .sealer
                     .unseal(&record.sealed_private_key, record.kid.as_bytes())
                     .map_err(|_| unseal_error(&record.kid))?;
-                Some(Arc::new(SigningKey::from_der(record.kid.clone(), record.algorithm, &der)))
+                let key = SigningKey::from_pkcs8(record.kid.clone(), record.algorithm, &der).map_err(|reason| {
+                    ApiError::from(StoreError::corrupt(format!("SIGNING_KEY/{}", record.kid), reason))
+                })?;
+                Some(Arc::new(key))
             }
             None => None,
         };

@@ -193,6 +193,13 @@ pub fn post(path: &str, body: &str) -> Request {
 /// Any request as API Gateway delivers it; `headers` replace the fixture's
 /// `content-type` when they name one (an empty value removes it).
 pub fn request(path: &str, method: &str, headers: &[(&str, &str)], body: &str, source_ip: &str) -> Request {
+    lambda_http::request::from_str(&event_json(path, method, headers, body, source_ip))
+        .expect("valid API Gateway event")
+}
+
+/// The API Gateway HTTP API (payload 2.0) event JSON for a request: what the
+/// Lambda runtime hands a function.
+pub fn event_json(path: &str, method: &str, headers: &[(&str, &str)], body: &str, source_ip: &str) -> String {
     let mut event: Value = serde_json::from_str(FIXTURE).expect("fixture is JSON");
     event["rawPath"] = path.into();
     event["requestContext"]["http"]["path"] = path.into();
@@ -207,7 +214,7 @@ pub fn request(path: &str, method: &str, headers: &[(&str, &str)], body: &str, s
             event["headers"][*name] = (*value).into();
         }
     }
-    lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
+    event.to_string()
 }
 
 /// A response, with the body read once.

@@ -1,0 +1,447 @@
+//! `make bench`: Latchkey's performance, measured in one run against the
+//! floor of the same run (one GetItem and one conditional UpdateItem from the
+//! same SDK client against the same DynamoDB Local).
+//!
+//! Measures, for login and refresh: warm latency p50/p99 through the real
+//! handlers (API Gateway v2 event JSON in, response out), CPU time per
+//! request, DynamoDB calls per operation (counted by an SDK interceptor);
+//! per function: cold start under a Lambda Runtime API emulator and peak RSS;
+//! and the arm64 zip size from `cargo lambda build`. Floor and endpoints are
+//! measured in alternating rounds (A/B/A/B) so machine noise hits both.
+//!
+//! Usage: `latchkey-bench [--quick] [--skip-zip] [--profile release|debug]`.
+//! Needs DynamoDB Local at `AWS_ENDPOINT_URL_DYNAMODB`; `scripts/bench.sh`
+//! starts one.
+
+// Figures become f64 milliseconds and megabytes for display; the precision
+// lost past 2^52 is irrelevant at these magnitudes.
+#![allow(clippy::cast_precision_loss)]
+
+mod cold_start;
+mod report;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use latchkey_tests::{EMAIL, Options, PASSWORD, TestApp, base_env, dynamodb_endpoint, event_json, login_body};
+use serde_json::Value;
+
+use crate::report::{ColdStartResult, Report, Target, ZipResult};
+use crate::stats::{Samples, ms, process_cpu};
+
+#[derive(Debug)]
+struct Args {
+    quick: bool,
+    skip_zip: bool,
+    profile: String,
+}
+
+impl Args {
+    fn parse() -> Result<Self, String> {
+        let mut args = Self { quick: false, skip_zip: false, profile: "release".into() };
+        let mut it = std::env::args().skip(1);
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--quick" => args.quick = true,
+                "--skip-zip" => args.skip_zip = true,
+                "--profile" => args.profile = it.next().ok_or("--profile needs release or debug")?,
+                other => return Err(format!("unknown argument {other}; use --quick, --skip-zip, --profile P")),
+            }
+        }
+        if args.quick {
+            args.skip_zip = true;
+        }
+        Ok(args)
+    }
+
+    /// Rounds, floor/refresh operations per round, logins per round.
+    fn sizes(&self) -> (usize, usize, usize) {
+        if self.quick { (2, 10, 2) } else { (10, 60, 6) }
+    }
+
+    fn cold_runs(&self) -> usize {
+        if self.quick { 3 } else { 21 }
+    }
+}
+
+fn progress(text: &str) {
+    eprintln!("bench: {text}");
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is inside the workspace").to_path_buf()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = match Args::parse() {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("latchkey-bench: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args).await {
+        Ok(report) => {
+            let dir = workspace_root().join("bench/results");
+            match report.write(&dir) {
+                Ok(()) => {
+                    #[allow(clippy::print_stdout)]
+                    {
+                        println!("{}", report.markdown());
+                    }
+                    progress(&format!("results written to {}", dir.display()));
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("latchkey-bench: writing results: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(err) => {
+            eprintln!("latchkey-bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A response's status and JSON body, or an error naming what failed.
+fn expect_ok(what: &str, response: &lambda_http::Response<lambda_http::Body>) -> Result<Value, String> {
+    let body: Value =
+        serde_json::from_slice(response.body().as_ref()).map_err(|e| format!("{what}: non-JSON body: {e}"))?;
+    if response.status() != 200 {
+        return Err(format!("{what} answered {}: {body}", response.status()));
+    }
+    Ok(body)
+}
+
+fn refresh_body(token: &str) -> String {
+    serde_json::json!({ "refresh_token": token }).to_string()
+}
+
+fn token_of(body: &Value) -> Result<String, String> {
+    body["refresh_token"].as_str().map(str::to_owned).ok_or_else(|| format!("no refresh_token in {body}"))
+}
+
+fn json_event(path: &str, body: &str) -> String {
+    event_json(path, "POST", &[("content-type", "application/json")], body, "203.0.113.10")
+}
+
+/// The endpoint under test, driven exactly as Lambda drives it: from the
+/// event JSON to the response.
+struct Driver<'a> {
+    app: &'a TestApp,
+    refresh_token: String,
+}
+
+impl Driver<'_> {
+    async fn login(&self) -> Result<(Duration, Value), String> {
+        let event = json_event("/v1/auth/login", &login_body(EMAIL, PASSWORD));
+        let started = Instant::now();
+        let request = lambda_http::request::from_str(&event).map_err(|e| e.to_string())?;
+        let response = login::handle(&self.app.login, self.app.max_body(), request).await;
+        let elapsed = started.elapsed();
+        Ok((elapsed, expect_ok("login", &response)?))
+    }
+
+    async fn refresh(&mut self) -> Result<Duration, String> {
+        let event = json_event("/v1/auth/refresh", &refresh_body(&self.refresh_token));
+        let started = Instant::now();
+        let request = lambda_http::request::from_str(&event).map_err(|e| e.to_string())?;
+        let response = refresh::handle(&self.app.refresh, self.app.max_body(), request).await;
+        let elapsed = started.elapsed();
+        self.refresh_token = token_of(&expect_ok("refresh", &response)?)?;
+        Ok(elapsed)
+    }
+
+    async fn floor_get(&self) -> Result<Duration, String> {
+        let started = Instant::now();
+        self.app
+            .table
+            .client()
+            .get_item()
+            .table_name(self.app.table.name())
+            .key("pk", AttributeValue::S(format!("USER#{EMAIL}")))
+            .key("sk", AttributeValue::S("PROFILE".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| format!("floor GetItem: {e}"))?;
+        Ok(started.elapsed())
+    }
+
+    /// The same shape of write as a refresh: conditional, returning the item.
+    async fn floor_update(&self) -> Result<Duration, String> {
+        let started = Instant::now();
+        self.app
+            .table
+            .client()
+            .update_item()
+            .table_name(self.app.table.name())
+            .key("pk", AttributeValue::S("BENCH#floor".into()))
+            .key("sk", AttributeValue::S("COUNTER".into()))
+            .update_expression("SET n = if_not_exists(n, :zero) + :one")
+            .condition_expression("attribute_not_exists(pk) OR n >= :zero")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| format!("floor UpdateItem: {e}"))?;
+        Ok(started.elapsed())
+    }
+}
+
+async fn argon2_alone(app: &TestApp) -> Result<Duration, String> {
+    let email = latchkey::domain::Email::parse(EMAIL).map_err(|e| e.0)?;
+    let user = app.latchkey.stores.users.get(&email).await.map_err(|e| e.to_string())?.ok_or("seeded user missing")?;
+    let password = latchkey::domain::Password::parse(PASSWORD.to_owned()).map_err(|e| e.0)?;
+    let started = Instant::now();
+    let ok =
+        latchkey::password::verify_password(password, Some(user.password_hash)).await.map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
+    if ok { Ok(elapsed) } else { Err("argon2 verify failed for the seeded password".into()) }
+}
+
+#[derive(Debug, Default)]
+struct Latencies {
+    floor_get: Samples,
+    floor_update: Samples,
+    refresh: Samples,
+    login: Samples,
+    argon2: Samples,
+}
+
+async fn measure_latencies(driver: &mut Driver<'_>, args: &Args) -> Result<Latencies, String> {
+    let (rounds, ops, logins) = args.sizes();
+    let mut out = Latencies::default();
+    for round in 0..rounds {
+        progress(&format!("latency round {}/{rounds}", round + 1));
+        let (mut get, mut update, mut refresh, mut login, mut argon) = (vec![], vec![], vec![], vec![], vec![]);
+        // Interleave A and B within the round too, op by op.
+        for _ in 0..ops {
+            update.push(driver.floor_update().await?);
+            refresh.push(driver.refresh().await?);
+            get.push(driver.floor_get().await?);
+        }
+        for _ in 0..logins {
+            login.push(driver.login().await?.0);
+            argon.push(argon2_alone(driver.app).await?);
+        }
+        out.floor_get.extend_round(get);
+        out.floor_update.extend_round(update);
+        out.refresh.extend_round(refresh);
+        out.login.extend_round(login);
+        out.argon2.extend_round(argon);
+    }
+    Ok(out)
+}
+
+/// DynamoDB calls of one warm login and one warm refresh.
+async fn count_calls(driver: &mut Driver<'_>) -> Result<(Vec<String>, Vec<String>), String> {
+    driver.app.calls.take();
+    driver.login().await?;
+    let login_calls = driver.app.calls.take();
+    driver.refresh().await?;
+    let refresh_calls = driver.app.calls.take();
+    Ok((login_calls, refresh_calls))
+}
+
+/// CPU per refresh with each signing algorithm, and per login (RS256).
+async fn measure_cpu(args: &Args) -> Result<Vec<(String, Duration)>, String> {
+    let count = if args.quick { 20 } else { 300 };
+    let mut out = Vec::new();
+    for alg in ["RS256", "ES256", "EdDSA"] {
+        progress(&format!("CPU per refresh, {alg}"));
+        let app =
+            TestApp::spawn_with(Options { env: vec![("LATCHKEY_SIGNING_ALG", alg.to_owned())], ..Options::default() })
+                .await;
+        let mut driver = Driver { app: &app, refresh_token: String::new() };
+        driver.refresh_token = token_of(&driver.login().await?.1)?;
+        for _ in 0..10 {
+            driver.refresh().await?;
+        }
+        let before = process_cpu().ok_or("no /proc/self/task on this OS")?;
+        for _ in 0..count {
+            driver.refresh().await?;
+        }
+        let spent = process_cpu().ok_or("no /proc")?.saturating_sub(before);
+        out.push((format!("refresh {alg}"), spent / u32::try_from(count).unwrap_or(1)));
+        if alg == "RS256" {
+            let logins = if args.quick { 2 } else { 20 };
+            let before = process_cpu().ok_or("no /proc")?;
+            for _ in 0..logins {
+                driver.login().await?;
+            }
+            let spent = process_cpu().ok_or("no /proc")?.saturating_sub(before);
+            out.push(("login RS256 (argon2id included)".into(), spent / u32::try_from(logins).unwrap_or(1)));
+        }
+    }
+    Ok(out)
+}
+
+/// The environment a function binary gets to serve the bench's table.
+fn function_env(table: &str) -> Vec<(String, String)> {
+    let mut env = base_env(table);
+    env.extend(
+        [
+            ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "local".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    env
+}
+
+async fn measure_cold_starts(app: &TestApp, args: &Args) -> Result<Vec<ColdStartResult>, String> {
+    let runs = args.cold_runs();
+    let binaries = workspace_root().join("target").join(&args.profile);
+    let env = function_env(app.table.name());
+    let timeout = Duration::from_secs(30);
+    let driver = Driver { app, refresh_token: String::new() };
+    // A fresh refresh token per refresh cold start: each is single-use.
+    let mut refresh_events = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        refresh_events.push(json_event("/v1/auth/refresh", &refresh_body(&token_of(&driver.login().await?.1)?)));
+    }
+    let login_event = json_event("/v1/auth/login", &login_body(EMAIL, PASSWORD));
+
+    let mut results = Vec::new();
+    for function in ["login", "refresh"] {
+        let binary = binaries.join(function);
+        if !binary.exists() {
+            return Err(format!(
+                "{} is missing: build it with `cargo build --profile {} -p {function}`",
+                binary.display(),
+                args.profile
+            ));
+        }
+        progress(&format!("cold start, {function} ×{runs}"));
+        let mut runs_out = Vec::with_capacity(runs);
+        for refresh_event in &refresh_events {
+            let event = if function == "login" { login_event.clone() } else { refresh_event.clone() };
+            // The emulator is blocking std code: keep it off the async thread.
+            let (binary, env) = (binary.clone(), env.clone());
+            let run = tokio::task::spawn_blocking(move || {
+                cold_start::measure_cold_start(&binary, &env, &event, timeout, false)
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            if run.errored || run.response_status != Some(200) {
+                return Err(format!(
+                    "{function} cold start answered {:?} (errored: {})",
+                    run.response_status, run.errored
+                ));
+            }
+            runs_out.push(run);
+        }
+        results.push(ColdStartResult::from_runs(function, &runs_out));
+    }
+    Ok(results)
+}
+
+fn measure_zips() -> Result<Vec<ZipResult>, String> {
+    progress("cargo lambda build --release --arm64 --output-format zip (slow: a full cross build)");
+    let started = Instant::now();
+    let status = std::process::Command::new("cargo")
+        .args(["lambda", "build", "--release", "--arm64", "--output-format", "zip", "-p", "login", "-p", "refresh"])
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("cannot run cargo lambda (use `make bench`, which installs it): {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo lambda build failed: {status}"));
+    }
+    let build_time = started.elapsed();
+    ["login", "refresh"]
+        .iter()
+        .map(|function| {
+            let zip = workspace_root().join("target/lambda").join(function).join("bootstrap.zip");
+            let bytes = std::fs::metadata(&zip).map_err(|e| format!("{}: {e}", zip.display()))?.len();
+            Ok(ZipResult { function: (*function).to_owned(), bytes, build_time })
+        })
+        .collect()
+}
+
+async fn run(args: &Args) -> Result<Report, String> {
+    progress(&format!("DynamoDB Local at {}; profile {}; quick: {}", dynamodb_endpoint(), args.profile, args.quick));
+    let app = TestApp::spawn().await;
+    let mut driver = Driver { app: &app, refresh_token: String::new() };
+    progress("warming up");
+    driver.refresh_token = token_of(&driver.login().await?.1)?;
+    for _ in 0..20 {
+        driver.floor_get().await?;
+        driver.floor_update().await?;
+        driver.refresh().await?;
+    }
+    let (login_calls, refresh_calls) = count_calls(&mut driver).await?;
+    let latencies = measure_latencies(&mut driver, args).await?;
+    let cpu = measure_cpu(args).await?;
+    let cold = measure_cold_starts(&app, args).await?;
+    let zips = if args.skip_zip { Vec::new() } else { measure_zips()? };
+
+    let l = &latencies;
+    let refresh_cpu = cpu.iter().find(|(name, _)| name == "refresh RS256").map(|(_, d)| *d).unwrap_or_default();
+    let login_budget = l.floor_get.p50() + l.floor_update.p50() + l.argon2.p50() + Duration::from_millis(2);
+    let mut targets = vec![
+        Target::new(
+            "refresh p50 ≤ 1.3× UpdateItem floor p50",
+            format!("{:.2}×", ms(l.refresh.p50()) / ms(l.floor_update.p50())),
+            ms(l.refresh.p50()) <= 1.3 * ms(l.floor_update.p50()),
+        ),
+        Target::new("refresh makes exactly 1 DynamoDB call", refresh_calls.join(", "), refresh_calls.len() == 1),
+        Target::new("login makes 2 DynamoDB calls", login_calls.join(", "), login_calls.len() == 2),
+        Target::new(
+            "login p50 ≤ Get + Update floors + argon2id alone + 2 ms",
+            format!("{:.2} ms vs {:.2} ms", ms(l.login.p50()), ms(login_budget)),
+            l.login.p50() <= login_budget,
+        ),
+        Target::new(
+            "server CPU per refresh ≤ 1.5 ms (RS256)",
+            format!("{:.3} ms", ms(refresh_cpu)),
+            refresh_cpu <= Duration::from_micros(1500),
+        ),
+        Target::not_yet("exchange p50 ≤ 1.3× GetItem floor, 1 call", "the token function is not built yet"),
+    ];
+    for c in &cold {
+        targets.push(Target::new(
+            &format!("{} cold start to first response ≤ 20 ms (median)", c.function),
+            format!("{:.1} ms", ms(c.to_response_median)),
+            c.to_response_median <= Duration::from_millis(20),
+        ));
+        targets.push(Target::new(
+            &format!("{} peak RSS ≤ 16 MiB", c.function),
+            format!("{:.1} MiB", c.peak_rss_kib as f64 / 1024.0),
+            c.peak_rss_kib <= 16 * 1024,
+        ));
+    }
+    for z in &zips {
+        targets.push(Target::new(
+            &format!("{} arm64 zip ≤ 4 MB", z.function),
+            format!("{:.2} MB", z.bytes as f64 / 1_000_000.0),
+            z.bytes <= 4_000_000,
+        ));
+    }
+    Ok(Report::new(args.profile.clone(), args.quick, latencies_rows(&latencies), cpu, cold, zips, targets))
+}
+
+fn latencies_rows(l: &Latencies) -> Vec<report::LatencyRow> {
+    let update = l.floor_update.p50();
+    let get = l.floor_get.p50();
+    vec![
+        report::LatencyRow::new("floor: GetItem (consistent)", &l.floor_get, None),
+        report::LatencyRow::new("floor: conditional UpdateItem", &l.floor_update, None),
+        report::LatencyRow::new("refresh (handler, event → response)", &l.refresh, Some(("UpdateItem", update))),
+        report::LatencyRow::new(
+            "login (handler, event → response)",
+            &l.login,
+            Some(("Get+Update+argon2id", get + update + l.argon2.p50())),
+        ),
+        report::LatencyRow::new("argon2id verify alone", &l.argon2, None),
+    ]
+}
