@@ -204,46 +204,54 @@ impl Report {
         md
     }
 
-    /// Horizontal bars: p50 latency of each operation, and cold start to
-    /// first response of each function.
+    /// Two panels of horizontal bars, each on its own scale: p50 latency of
+    /// each operation against the floors, and cold start of each function.
     pub fn svg(&self) -> String {
-        let mut bars: Vec<(String, f64, &str)> = self
+        let latency: Vec<(String, f64, &str)> = self
             .latency
             .iter()
             .map(|r| (format!("{} p50", r.name), r.p50_ms, if r.floor.is_none() { "#9aa5b1" } else { "#2f6fde" }))
             .collect();
-        bars.extend(
-            self.cold_start
-                .iter()
-                .map(|c| (format!("cold start: {}", c.function), ms(c.to_response_median), "#e0792b")),
-        );
-        let max = bars.iter().map(|b| b.1).fold(1.0_f64, f64::max);
+        let cold: Vec<(String, f64, &str)> = self
+            .cold_start
+            .iter()
+            .map(|c| (format!("{}: exec → first response (median)", c.function), ms(c.to_response_median), "#e0792b"))
+            .collect();
         let (label_w, bar_w, row_h) = (330.0, 420.0, 26.0);
-        #[allow(clippy::cast_precision_loss)]
-        let height = 50.0 + row_h * bars.len() as f64;
-        let mut svg = format!(
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" font-family="sans-serif" font-size="12">
-<text x="10" y="20" font-size="14" font-weight="bold">Latchkey: p50 latency vs the DynamoDB floor, and cold start (ms, {profile} build)</text>
-"#,
-            w = label_w + bar_w + 90.0,
-            profile = self.profile
-        );
-        for (i, (label, value, color)) in bars.iter().enumerate() {
-            #[allow(clippy::cast_precision_loss)]
-            let y = 36.0 + row_h * i as f64;
-            let width = (value / max * bar_w).max(1.0);
-            let _ = writeln!(
-                svg,
-                r#"<text x="{lx}" y="{ty}" text-anchor="end">{label}</text><rect x="{bx}" y="{y}" width="{width:.1}" height="18" fill="{color}"/><text x="{vx:.1}" y="{ty}">{value:.2}</text>"#,
-                lx = label_w - 8.0,
-                ty = y + 13.0,
-                bx = label_w,
-                vx = label_w + width + 6.0,
-                label = label.replace('&', "&amp;").replace('<', "&lt;"),
-            );
+        let mut y = 20.0;
+        let mut body = String::new();
+        for (title, bars) in [
+            ("Warm latency, p50 ms (grey: DynamoDB floor of the same run)", &latency),
+            ("Cold start under the Runtime API emulator, ms", &cold),
+        ] {
+            let _ = writeln!(body, r#"<text x="10" y="{y}" font-size="14" font-weight="bold">{title}</text>"#);
+            y += 10.0;
+            let max = bars.iter().map(|b| b.1).fold(0.001_f64, f64::max);
+            for (label, value, color) in bars {
+                let width = (value / max * bar_w).max(1.0);
+                let _ = writeln!(
+                    body,
+                    r#"<text x="{lx}" y="{ty}" text-anchor="end">{label}</text><rect x="{label_w}" y="{y}" width="{width:.1}" height="18" fill="{color}"/><text x="{vx:.1}" y="{ty}">{value:.2}</text>"#,
+                    lx = label_w - 8.0,
+                    ty = y + 13.0,
+                    vx = label_w + width + 6.0,
+                    label = label.replace('&', "&amp;").replace('<', "&lt;"),
+                );
+                y += row_h;
+            }
+            y += 24.0;
         }
-        svg.push_str("</svg>\n");
-        svg
+        format!(
+            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{y}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+{body}<text x="10" y="{foot}" fill="#555">{profile} build; {machine}</text>
+</svg>
+"##,
+            w = label_w + bar_w + 90.0,
+            foot = y - 10.0,
+            profile = self.profile,
+            machine = self.machine,
+        )
     }
 
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
