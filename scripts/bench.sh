@@ -17,11 +17,8 @@ done
 # shellcheck source=scripts/tools.sh
 source scripts/tools.sh
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-scripts/dynamodb-local.sh start "$port"
-trap 'scripts/dynamodb-local.sh stop "$port" >/dev/null 2>&1' EXIT
-export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$port"
-export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
+# shellcheck source=scripts/lib/ephemeral-dynamodb.sh
+source scripts/lib/ephemeral-dynamodb.sh
 
 cargo_profile=()
 [[ "$profile" == "release" ]] && cargo_profile=(--release)
