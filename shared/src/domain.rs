@@ -228,6 +228,18 @@ impl<'de> Deserialize<'de> for Password {
     }
 }
 
+/// Who an access token is for. Fixed for a refresh family's life, so a
+/// refresh token can carry it (see [`crate::refresh_token`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub sub: String,
+    pub tenant_id: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// The app or API key the token was issued to.
+    pub client_id: Option<String>,
+}
+
 /// A set of OAuth scopes, kept sorted and de-duplicated; rendered
 /// space-separated as the `scope` claim.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

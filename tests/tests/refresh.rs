@@ -299,3 +299,36 @@ async fn with_no_grace_window_a_loser_whose_clock_read_came_first_is_still_reuse
     reuse.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
     assert!(reuse.json()["error_description"].as_str().expect("text").contains("already used"));
 }
+
+#[tokio::test]
+async fn the_access_token_follows_the_stored_family_not_the_claims_the_token_carries() {
+    let app = TestApp::spawn().await;
+    let first = refresh_token(&app.login_ok().await);
+    let claim = app.latchkey.refresh_codec.open(&first.clone().into()).expect("our token");
+    assert_eq!(
+        claim.claims.as_ref().map(|c| c.scope.as_str()),
+        Some("keys:write profile"),
+        "the token carries its claims"
+    );
+    // The stored family now says something else (as an admin narrowing the
+    // session would): the speculatively signed token must not be used.
+    app.table
+        .client()
+        .update_item()
+        .table_name(app.table.name())
+        .key("pk", AttributeValue::S(format!("REFRESH#{}", claim.family.to_key_string())))
+        .key("sk", AttributeValue::S("FAMILY".into()))
+        .update_expression("SET #scope = :scope")
+        .expression_attribute_names("#scope", "scope")
+        .expression_attribute_values(":scope", AttributeValue::S("profile".into()))
+        .send()
+        .await
+        .expect("update");
+    let body = app.post_refresh(&first).await.json();
+    let set = app.latchkey.issuer.keys().current().await.expect("keys");
+    let access = app.latchkey.issuer.verifier().verify(body["access_token"].as_str().expect("token"), &set.verifying);
+    assert_eq!(access.expect("valid").scope, "profile");
+    assert_eq!(body["scope"], "profile");
+    let next = app.latchkey.refresh_codec.open(&refresh_token(&body).into()).expect("our token");
+    assert_eq!(next.claims.map(|c| c.scope), Some("profile".to_owned()));
+}

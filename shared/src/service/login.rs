@@ -141,7 +141,7 @@ impl LoginService {
         let clear_account = if state.account.failures > 0 { Some(self.throttle.clear_op(&account_key)?) } else { None };
         self.families.insert(&family, clear_account).await?;
         tracing::info!(sub = %principal.sub, tid = %principal.tenant_id, "login succeeded");
-        let refresh = self.codec.mint(family.family, family.generation);
+        let refresh = self.codec.mint(family.family, family.generation, &principal);
         Ok(TokenIssuer::response(access, Some((refresh, family.valid_until()))))
     }
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::refresh_token::RefreshTokenCodec;
-use crate::service::tokens::{Principal, TokenIssuer, TokenResponse};
+use crate::service::tokens::{TokenIssuer, TokenResponse};
 use crate::store::{RefreshFamily, RefreshFamilyStore, RotateOutcome, Stores};
 use crate::time::{now_millis, now_secs};
 
@@ -73,6 +73,12 @@ impl RefreshService {
         // Forged or malformed tokens are refused without touching DynamoDB.
         let claim = self.codec.open(&request.refresh_token).ok_or(ApiError::InvalidToken(INVALID))?;
         let (now, now_ms) = (now_secs(), now_millis());
+        // Sign the next access token on another thread while the write is in
+        // flight; it is used only if the write succeeds for the same principal.
+        let speculative = match &claim.claims {
+            Some(principal) => Some((principal.clone(), self.issuer.issue_in_background(principal, now).await?)),
+            None => None,
+        };
         let outcome = self.families.rotate(claim.family, claim.generation, now, now_ms, now + self.refresh_ttl).await?;
         let family = match outcome {
             RotateOutcome::Rotated(family) => family,
@@ -81,7 +87,13 @@ impl RefreshService {
                 return self.rejected(family, claim.generation, now, now_ms).await;
             }
         };
-        self.respond(&family, now).await
+        let principal = family.principal();
+        let access = match speculative {
+            Some((signed_for, signing)) if signed_for == principal => signing.wait().await?,
+            _ => self.issuer.issue(&principal, now).await?,
+        };
+        let refresh = self.codec.mint(family.family, family.generation, &principal);
+        Ok(TokenIssuer::response(access, Some((refresh, family.valid_until()))))
     }
 
     /// Answers a rotation whose condition failed, given the family as it is.
@@ -116,14 +128,9 @@ impl RefreshService {
 
     /// A new access token plus the family's current refresh token.
     async fn respond(&self, family: &RefreshFamily, now: u64) -> Result<TokenResponse, ApiError> {
-        let principal = Principal {
-            sub: family.sub.clone(),
-            tenant_id: family.tenant_id.clone(),
-            scope: family.scope.clone(),
-            client_id: family.client_id.clone(),
-        };
+        let principal = family.principal();
         let access = self.issuer.issue(&principal, now).await?;
-        let refresh = self.codec.mint(family.family, family.generation);
+        let refresh = self.codec.mint(family.family, family.generation, &principal);
         Ok(TokenIssuer::response(access, Some((refresh, family.valid_until()))))
     }
 

@@ -10,18 +10,11 @@ use crate::config::Config;
 use crate::crypto::random_id;
 use crate::domain::Stage;
 use crate::error::ApiError;
-use crate::jwt::{AccessClaims, AccessTokenVerifier};
+use crate::jwt::{AccessClaims, AccessTokenVerifier, SigningKey};
 use crate::keys::KeyRing;
 use crate::time::rfc3339;
 
-/// Who a token is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub sub: String,
-    pub tenant_id: String,
-    pub scope: String,
-    pub client_id: Option<String>,
-}
+pub use crate::domain::Principal;
 
 /// The SPEC's token response (RFC 6749 §5.1 plus `expires_at`).
 #[derive(Debug, Serialize)]
@@ -49,6 +42,25 @@ fn expose_opt<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::O
         Some(secret) => s.serialize_str(secret.expose_secret()),
         None => s.serialize_none(),
     }
+}
+
+/// An access token being signed on the blocking pool.
+#[derive(Debug)]
+pub struct BackgroundToken(tokio::task::JoinHandle<Result<IssuedAccessToken, ApiError>>);
+
+impl BackgroundToken {
+    pub async fn wait(self) -> Result<IssuedAccessToken, ApiError> {
+        self.0.await.map_err(|err| ApiError::Internal(Box::new(err)))?
+    }
+}
+
+fn sign_claims(key: &SigningKey, claims: AccessClaims) -> Result<IssuedAccessToken, ApiError> {
+    Ok(IssuedAccessToken {
+        token: key.sign(&claims)?.into(),
+        issued_at: claims.iat,
+        expires_at: claims.exp,
+        scope: claims.scope,
+    })
 }
 
 /// Signs access tokens for one issuer, audience and stage.
@@ -97,7 +109,19 @@ impl TokenIssuer {
     /// Signs an access token issued at `now` (Unix seconds).
     pub async fn issue(&self, principal: &Principal, now: u64) -> Result<IssuedAccessToken, ApiError> {
         let key = self.keys.signing_key().await?;
-        let claims = AccessClaims {
+        sign_claims(&key, self.claims(principal, now))
+    }
+
+    /// Like [`issue`](Self::issue), but the signing runs on the blocking pool
+    /// so the caller can wait on DynamoDB meanwhile.
+    pub async fn issue_in_background(&self, principal: &Principal, now: u64) -> Result<BackgroundToken, ApiError> {
+        let key = self.keys.signing_key().await?;
+        let claims = self.claims(principal, now);
+        Ok(BackgroundToken(tokio::task::spawn_blocking(move || sign_claims(&key, claims))))
+    }
+
+    fn claims(&self, principal: &Principal, now: u64) -> AccessClaims {
+        AccessClaims {
             iss: self.issuer.clone(),
             sub: principal.sub.clone(),
             aud: self.audience.clone(),
@@ -108,13 +132,7 @@ impl TokenIssuer {
             scope: principal.scope.clone(),
             env: self.stage.as_str().to_owned(),
             client_id: principal.client_id.clone(),
-        };
-        Ok(IssuedAccessToken {
-            token: key.sign(&claims)?.into(),
-            issued_at: now,
-            expires_at: claims.exp,
-            scope: claims.scope,
-        })
+        }
     }
 
     /// Builds the token response around a freshly issued access token;

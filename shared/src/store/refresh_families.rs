@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 
 use super::{Item, ItemReader, Table, build_failed, key, n, s, unavailable};
-use crate::domain::Stage;
+use crate::domain::{Principal, Stage};
 use crate::error::StoreError;
 use crate::refresh_token::FamilyId;
 
@@ -42,6 +42,16 @@ impl RefreshFamily {
     /// When the current refresh token stops working.
     pub fn valid_until(&self) -> u64 {
         self.expires_at.min(self.absolute_expires_at)
+    }
+
+    /// Who this family's access tokens are for.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            sub: self.sub.clone(),
+            tenant_id: self.tenant_id.clone(),
+            scope: self.scope.clone(),
+            client_id: self.client_id.clone(),
+        }
     }
 
     pub fn is_live(&self, now_secs: u64) -> bool {
