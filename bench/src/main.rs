@@ -135,12 +135,22 @@ fn json_event(path: &str, body: &str) -> String {
 /// event JSON to the response.
 struct Driver<'a> {
     app: &'a TestApp,
+    email: &'static str,
     refresh_token: String,
+}
+
+/// A user whose scopes are too long to ride in the refresh token, so its
+/// refreshes sign after the write instead of during it: the B side of the
+/// speculative-signing A/B.
+const WIDE_EMAIL: &str = "wide@example.com";
+
+fn wide_scopes() -> String {
+    (0..9).map(|i| format!("scope-{i}-{}", "x".repeat(52))).collect::<Vec<_>>().join(" ")
 }
 
 impl Driver<'_> {
     async fn login(&self) -> Result<(Duration, Value), String> {
-        let event = json_event("/v1/auth/login", &login_body(EMAIL, PASSWORD));
+        let event = json_event("/v1/auth/login", &login_body(self.email, PASSWORD));
         let started = Instant::now();
         let request = lambda_http::request::from_str(&event).map_err(|e| e.to_string())?;
         let response = login::handle(&self.app.login, self.app.max_body(), request).await;
@@ -212,20 +222,27 @@ struct Latencies {
     floor_get: Samples,
     floor_update: Samples,
     refresh: Samples,
+    refresh_sequential: Samples,
     login: Samples,
     argon2: Samples,
 }
 
-async fn measure_latencies(driver: &mut Driver<'_>, args: &Args) -> Result<Latencies, String> {
+async fn measure_latencies(
+    driver: &mut Driver<'_>,
+    sequential: &mut Driver<'_>,
+    args: &Args,
+) -> Result<Latencies, String> {
     let (rounds, ops, logins) = args.sizes();
     let mut out = Latencies::default();
     for round in 0..rounds {
         progress(&format!("latency round {}/{rounds}", round + 1));
         let (mut get, mut update, mut refresh, mut login, mut argon) = (vec![], vec![], vec![], vec![], vec![]);
+        let mut refresh_sequential = vec![];
         // Interleave A and B within the round too, op by op.
         for _ in 0..ops {
             update.push(driver.floor_update().await?);
             refresh.push(driver.refresh().await?);
+            refresh_sequential.push(sequential.refresh().await?);
             get.push(driver.floor_get().await?);
         }
         for _ in 0..logins {
@@ -235,6 +252,7 @@ async fn measure_latencies(driver: &mut Driver<'_>, args: &Args) -> Result<Laten
         out.floor_get.extend_round(get);
         out.floor_update.extend_round(update);
         out.refresh.extend_round(refresh);
+        out.refresh_sequential.extend_round(refresh_sequential);
         out.login.extend_round(login);
         out.argon2.extend_round(argon);
     }
@@ -260,7 +278,7 @@ async fn measure_cpu(args: &Args) -> Result<Vec<(String, Duration)>, String> {
         let app =
             TestApp::spawn_with(Options { env: vec![("LATCHKEY_SIGNING_ALG", alg.to_owned())], ..Options::default() })
                 .await;
-        let mut driver = Driver { app: &app, refresh_token: String::new() };
+        let mut driver = Driver { app: &app, email: EMAIL, refresh_token: String::new() };
         driver.refresh_token = token_of(&driver.login().await?.1)?;
         for _ in 0..10 {
             driver.refresh().await?;
@@ -304,7 +322,7 @@ async fn measure_cold_starts(app: &TestApp, args: &Args) -> Result<Vec<ColdStart
     let binaries = workspace_root().join("target").join(&args.profile);
     let env = function_env(app.table.name());
     let timeout = Duration::from_secs(30);
-    let driver = Driver { app, refresh_token: String::new() };
+    let driver = Driver { app, email: EMAIL, refresh_token: String::new() };
     // A fresh refresh token per refresh cold start: each is single-use.
     let mut refresh_events = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -371,7 +389,7 @@ fn measure_zips() -> Result<Vec<ZipResult>, String> {
 async fn run(args: &Args) -> Result<Report, String> {
     progress(&format!("DynamoDB Local at {}; profile {}; quick: {}", dynamodb_endpoint(), args.profile, args.quick));
     let app = TestApp::spawn().await;
-    let mut driver = Driver { app: &app, refresh_token: String::new() };
+    let mut driver = Driver { app: &app, email: EMAIL, refresh_token: String::new() };
     progress("warming up");
     driver.refresh_token = token_of(&driver.login().await?.1)?;
     for _ in 0..20 {
@@ -380,7 +398,17 @@ async fn run(args: &Args) -> Result<Report, String> {
         driver.refresh().await?;
     }
     let (login_calls, refresh_calls) = count_calls(&mut driver).await?;
-    let latencies = measure_latencies(&mut driver, args).await?;
+    app.add_user(WIDE_EMAIL, PASSWORD, &wide_scopes()).await;
+    let mut sequential = Driver { app: &app, email: WIDE_EMAIL, refresh_token: String::new() };
+    sequential.refresh_token = token_of(&sequential.login().await?.1)?;
+    let carries = app.latchkey.refresh_codec.open(&sequential.refresh_token.clone().into()).and_then(|c| c.claims);
+    if carries.is_some() {
+        return Err("the B-side user's claims fit in the token; widen its scopes".into());
+    }
+    for _ in 0..20 {
+        sequential.refresh().await?;
+    }
+    let latencies = measure_latencies(&mut driver, &mut sequential, args).await?;
     let cpu = measure_cpu(args).await?;
     let cold = measure_cold_starts(&app, args).await?;
     let zips = if args.skip_zip { Vec::new() } else { measure_zips()? };
@@ -437,6 +465,11 @@ fn latencies_rows(l: &Latencies) -> Vec<report::LatencyRow> {
         report::LatencyRow::new("floor: GetItem (consistent)", &l.floor_get, None),
         report::LatencyRow::new("floor: conditional UpdateItem", &l.floor_update, None),
         report::LatencyRow::new("refresh (handler, event → response)", &l.refresh, Some(("UpdateItem", update))),
+        report::LatencyRow::new(
+            "refresh, signing after the write (A/B)",
+            &l.refresh_sequential,
+            Some(("UpdateItem", update)),
+        ),
         report::LatencyRow::new(
             "login (handler, event → response)",
             &l.login,
