@@ -283,18 +283,8 @@ async fn with_no_grace_window_a_loser_whose_clock_read_came_first_is_still_reuse
     assert_eq!(app.post_refresh(&first).await.status, StatusCode::OK);
     // Make the winner's rotation time later than the loser's clock read, as
     // happens when two requests race.
-    let claim = app.latchkey.refresh_codec.open(&first.clone().into()).expect("our token");
-    app.table
-        .client()
-        .update_item()
-        .table_name(app.table.name())
-        .key("pk", AttributeValue::S(format!("REFRESH#{}", claim.family.to_key_string())))
-        .key("sk", AttributeValue::S("FAMILY".into()))
-        .update_expression("SET rotated_at_ms = :later")
-        .expression_attribute_values(":later", AttributeValue::N((latchkey::time::now_millis() + 10_000).to_string()))
-        .send()
-        .await
-        .expect("update");
+    let later = AttributeValue::N((latchkey::time::now_millis() + 10_000).to_string());
+    set_family_attribute(&app, &first, "rotated_at_ms", later).await;
     let reuse = app.post_refresh(&first).await;
     reuse.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
     assert!(reuse.json()["error_description"].as_str().expect("text").contains("already used"));
@@ -312,18 +302,7 @@ async fn the_access_token_follows_the_stored_family_not_the_claims_the_token_car
     );
     // The stored family now says something else (as an admin narrowing the
     // session would): the speculatively signed token must not be used.
-    app.table
-        .client()
-        .update_item()
-        .table_name(app.table.name())
-        .key("pk", AttributeValue::S(format!("REFRESH#{}", claim.family.to_key_string())))
-        .key("sk", AttributeValue::S("FAMILY".into()))
-        .update_expression("SET #scope = :scope")
-        .expression_attribute_names("#scope", "scope")
-        .expression_attribute_values(":scope", AttributeValue::S("profile".into()))
-        .send()
-        .await
-        .expect("update");
+    set_family_attribute(&app, &first, "scope", AttributeValue::S("profile".into())).await;
     let body = app.post_refresh(&first).await.json();
     let set = app.latchkey.issuer.keys().current().await.expect("keys");
     let access = app.latchkey.issuer.verifier().verify(body["access_token"].as_str().expect("token"), &set.verifying);
@@ -331,4 +310,22 @@ async fn the_access_token_follows_the_stored_family_not_the_claims_the_token_car
     assert_eq!(body["scope"], "profile");
     let next = app.latchkey.refresh_codec.open(&refresh_token(&body).into()).expect("our token");
     assert_eq!(next.claims.map(|c| c.scope), Some("profile".to_owned()));
+}
+
+/// Overwrites one attribute of the family `token` belongs to, to set up
+/// states no API call produces.
+async fn set_family_attribute(app: &TestApp, token: &str, name: &str, value: AttributeValue) {
+    let claim = app.latchkey.refresh_codec.open(&token.to_owned().into()).expect("our token");
+    app.table
+        .client()
+        .update_item()
+        .table_name(app.table.name())
+        .key("pk", AttributeValue::S(format!("REFRESH#{}", claim.family.to_key_string())))
+        .key("sk", AttributeValue::S("FAMILY".into()))
+        .update_expression("SET #name = :value")
+        .expression_attribute_names("#name", name)
+        .expression_attribute_values(":value", value)
+        .send()
+        .await
+        .expect("update");
 }
