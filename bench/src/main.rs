@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use latchkey_tests::{EMAIL, Options, PASSWORD, TestApp, base_env, dynamodb_endpoint, event_json, login_body};
+use latchkey_tests::{EMAIL, Options, PASSWORD, TestApp, dynamodb_endpoint, event_json, function_env, login_body};
 use serde_json::Value;
 
 use crate::report::{ColdStartResult, Report, Target, ZipResult};
@@ -300,21 +300,6 @@ async fn measure_cpu(args: &Args) -> Result<Vec<(String, Duration)>, String> {
         }
     }
     Ok(out)
-}
-
-/// The environment a function binary gets to serve the bench's table.
-fn function_env(table: &str) -> Vec<(String, String)> {
-    let mut env = base_env(table);
-    env.extend(
-        [
-            ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", "local".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
-    env
 }
 
 async fn measure_cold_starts(app: &TestApp, args: &Args) -> Result<Vec<ColdStartResult>, String> {

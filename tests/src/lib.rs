@@ -46,6 +46,22 @@ pub fn base_env(table: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// Everything a function binary's process needs to serve `table` on
+/// DynamoDB Local: the deployment's settings plus the AWS variables.
+pub fn function_env(table: &str) -> Vec<(String, String)> {
+    let mut env = base_env(table);
+    env.extend(
+        [
+            ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "local".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    env
+}
+
 /// A deployment on its own table, with a tenant and a user seeded.
 #[derive(Debug)]
 pub struct TestApp {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use latchkey_tests::{EMAIL, PASSWORD, TestApp, base_env, dynamodb_endpoint, login_body};
+use latchkey_tests::{EMAIL, PASSWORD, TestApp, function_env, login_body};
 use serde_json::Value;
 
 /// `cargo lambda watch`, stopped with SIGTERM (which also stops the
@@ -44,16 +44,10 @@ fn start_watch(table: &str) -> Watch {
         .args(["lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1"])
         .args(["--invoke-port", &port.to_string()])
         .current_dir(workspace)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .envs(function_env(table))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    for (name, value) in base_env(table) {
-        command.env(name, value);
-    }
     let child = command.spawn().unwrap_or_else(|err| {
         panic!("cannot run `cargo lambda watch` ({err}): run the tests with `make test`, which installs cargo-lambda")
     });

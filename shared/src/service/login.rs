@@ -16,7 +16,7 @@ use crate::domain::{Email, Password};
 use crate::error::ApiError;
 use crate::password::verify_password;
 use crate::refresh_token::{FamilyId, RefreshTokenCodec};
-use crate::service::tokens::{Principal, TokenIssuer, TokenResponse};
+use crate::service::tokens::{Principal, TokenIssuer, TokenResponse, family_response};
 use crate::store::{LoginThrottleStore, RefreshFamily, RefreshFamilyStore, Stores, ThrottleKey};
 use crate::time::now_secs;
 
@@ -116,19 +116,15 @@ impl LoginService {
         }
         let user = user.ok_or(ApiError::InvalidCredentials)?;
 
-        let principal = Principal {
-            sub: user.user_id.to_string(),
-            tenant_id: user.tenant_id.to_string(),
-            scope: user.scopes.to_string(),
-            client_id: None,
-        };
         let family = RefreshFamily {
             family: FamilyId::generate(),
-            sub: principal.sub.clone(),
-            tenant_id: principal.tenant_id.clone(),
-            scope: principal.scope.clone(),
+            principal: Principal {
+                sub: user.user_id.to_string(),
+                tenant_id: user.tenant_id.to_string(),
+                scope: user.scopes.to_string(),
+                client_id: None,
+            },
             env: self.issuer.stage(),
-            client_id: principal.client_id.clone(),
             generation: 0,
             created_at: now,
             rotated_at_ms: None,
@@ -137,11 +133,10 @@ impl LoginService {
             revoked_at: None,
         };
         // Sign first: if the key ring cannot sign, no family is left behind.
-        let access = self.issuer.issue(&principal, now).await?;
+        let access = self.issuer.issue(&family.principal, now).await?;
         let clear_account = if state.account.failures > 0 { Some(self.throttle.clear_op(&account_key)?) } else { None };
         self.families.insert(&family, clear_account).await?;
-        tracing::info!(sub = %principal.sub, tid = %principal.tenant_id, "login succeeded");
-        let refresh = self.codec.mint(family.family, family.generation, &principal);
-        Ok(TokenIssuer::response(access, Some((refresh, family.valid_until()))))
+        tracing::info!(sub = %family.principal.sub, tid = %family.principal.tenant_id, "login succeeded");
+        Ok(family_response(&self.codec, &family, access))
     }
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::refresh_token::RefreshTokenCodec;
-use crate::service::tokens::{TokenIssuer, TokenResponse};
+use crate::service::tokens::{TokenIssuer, TokenResponse, family_response};
 use crate::store::{RefreshFamily, RefreshFamilyStore, RotateOutcome, Stores};
 use crate::time::{now_millis, now_secs};
 
@@ -87,13 +87,11 @@ impl RefreshService {
                 return self.rejected(family, claim.generation, now, now_ms).await;
             }
         };
-        let principal = family.principal();
         let access = match speculative {
-            Some((signed_for, signing)) if signed_for == principal => signing.wait().await?,
-            _ => self.issuer.issue(&principal, now).await?,
+            Some((signed_for, signing)) if signed_for == family.principal => signing.wait().await?,
+            _ => self.issuer.issue(&family.principal, now).await?,
         };
-        let refresh = self.codec.mint(family.family, family.generation, &principal);
-        Ok(TokenIssuer::response(access, Some((refresh, family.valid_until()))))
+        Ok(family_response(&self.codec, &family, access))
     }
 
     /// Answers a rotation whose condition failed, given the family as it is.
@@ -128,10 +126,8 @@ impl RefreshService {
 
     /// A new access token plus the family's current refresh token.
     async fn respond(&self, family: &RefreshFamily, now: u64) -> Result<TokenResponse, ApiError> {
-        let principal = family.principal();
-        let access = self.issuer.issue(&principal, now).await?;
-        let refresh = self.codec.mint(family.family, family.generation, &principal);
-        Ok(TokenIssuer::response(access, Some((refresh, family.valid_until()))))
+        let access = self.issuer.issue(&family.principal, now).await?;
+        Ok(family_response(&self.codec, family, access))
     }
 
     /// RFC 7009: revokes the token's family. Unknown, malformed and

@@ -12,6 +12,8 @@ use crate::domain::Stage;
 use crate::error::ApiError;
 use crate::jwt::{AccessClaims, AccessTokenVerifier, SigningKey};
 use crate::keys::KeyRing;
+use crate::refresh_token::RefreshTokenCodec;
+use crate::store::RefreshFamily;
 use crate::time::rfc3339;
 
 pub use crate::domain::Principal;
@@ -42,6 +44,13 @@ fn expose_opt<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::O
         Some(secret) => s.serialize_str(secret.expose_secret()),
         None => s.serialize_none(),
     }
+}
+
+/// The token response for a family: `access` plus the family's current
+/// refresh token.
+pub fn family_response(codec: &RefreshTokenCodec, family: &RefreshFamily, access: IssuedAccessToken) -> TokenResponse {
+    let refresh = codec.mint(family.family, family.generation, &family.principal);
+    TokenIssuer::response(access, Some((refresh, family.valid_until())))
 }
 
 /// An access token being signed on the blocking pool.

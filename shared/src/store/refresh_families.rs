@@ -24,11 +24,9 @@ fn family_key(family: FamilyId) -> Item {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshFamily {
     pub family: FamilyId,
-    pub sub: String,
-    pub tenant_id: String,
-    pub scope: String,
+    /// Who the family's access tokens are for; fixed at login.
+    pub principal: Principal,
     pub env: Stage,
-    pub client_id: Option<String>,
     pub generation: u64,
     pub created_at: u64,
     pub rotated_at_ms: Option<u64>,
@@ -42,20 +40,6 @@ impl RefreshFamily {
     /// When the current refresh token stops working.
     pub fn valid_until(&self) -> u64 {
         self.expires_at.min(self.absolute_expires_at)
-    }
-
-    /// Who this family's access tokens are for.
-    pub fn principal(&self) -> Principal {
-        Principal {
-            sub: self.sub.clone(),
-            tenant_id: self.tenant_id.clone(),
-            scope: self.scope.clone(),
-            client_id: self.client_id.clone(),
-        }
-    }
-
-    pub fn is_live(&self, now_secs: u64) -> bool {
-        self.revoked_at.is_none() && self.valid_until() > now_secs
     }
 }
 
@@ -80,11 +64,11 @@ impl RefreshFamilyStore {
 
     fn family_item(family: &RefreshFamily) -> Item {
         let mut item = family_key(family.family);
-        item.insert("sub".into(), s(&family.sub));
-        item.insert("tenant_id".into(), s(&family.tenant_id));
-        item.insert("scope".into(), s(&family.scope));
+        item.insert("sub".into(), s(&family.principal.sub));
+        item.insert("tenant_id".into(), s(&family.principal.tenant_id));
+        item.insert("scope".into(), s(&family.principal.scope));
         item.insert("env".into(), s(family.env.as_str()));
-        if let Some(client_id) = &family.client_id {
+        if let Some(client_id) = &family.principal.client_id {
             item.insert("client_id".into(), s(client_id));
         }
         item.insert("generation".into(), n(family.generation));
@@ -204,11 +188,13 @@ fn parse_family(family: FamilyId, item: &Item) -> Result<RefreshFamily, StoreErr
     let reader = ItemReader::new(item);
     Ok(RefreshFamily {
         family,
-        sub: reader.string("sub")?.to_owned(),
-        tenant_id: reader.string("tenant_id")?.to_owned(),
-        scope: reader.opt_string("scope")?.unwrap_or_default().to_owned(),
+        principal: Principal {
+            sub: reader.string("sub")?.to_owned(),
+            tenant_id: reader.string("tenant_id")?.to_owned(),
+            scope: reader.opt_string("scope")?.unwrap_or_default().to_owned(),
+            client_id: reader.opt_string("client_id")?.map(str::to_owned),
+        },
         env: reader.string("env")?.parse().map_err(|e: String| StoreError::corrupt("REFRESH", e))?,
-        client_id: reader.opt_string("client_id")?.map(str::to_owned),
         generation: reader.number("generation")?,
         created_at: reader.number("created_at")?,
         rotated_at_ms: reader.opt_number("rotated_at_ms")?,

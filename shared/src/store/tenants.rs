@@ -1,6 +1,6 @@
 //! Tenants: the organisations a deployment serves, each with a plan.
 
-use super::{Item, ItemReader, Table, key, n, s};
+use super::{Item, Table, key, n, s};
 use crate::domain::{Plan, TenantId};
 use crate::error::StoreError;
 
@@ -33,18 +33,4 @@ impl TenantStore {
         item.insert("created_at".into(), n(tenant.created_at));
         self.table.put_if_absent(item).await
     }
-
-    pub async fn get(&self, tenant: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
-        self.table.get(tenant_key(tenant)).await?.as_ref().map(parse_tenant).transpose()
-    }
-}
-
-fn parse_tenant(item: &Item) -> Result<TenantRecord, StoreError> {
-    let reader = ItemReader::new(item);
-    let corrupt = |reason: String| StoreError::corrupt("TENANT", reason);
-    Ok(TenantRecord {
-        tenant_id: TenantId::parse(reader.string("tenant_id")?).map_err(|e| corrupt(e.0))?,
-        plan: reader.string("plan")?.parse().map_err(corrupt)?,
-        created_at: reader.number("created_at")?,
-    })
 }
