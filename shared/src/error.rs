@@ -52,13 +52,29 @@ pub enum ApiError {
     UnsupportedMediaType { expected: &'static str },
     #[error("method not allowed; use {allow}")]
     MethodNotAllowed { allow: &'static str },
-    #[error("no such endpoint")]
-    NotFound,
-    /// Wrong email, wrong password, unknown app: one indistinguishable answer.
-    #[error("the email or password is incorrect")]
-    InvalidCredentials,
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// Wrong email or password, unknown app or API key: the text is fixed
+    /// per kind of credential, so it never tells which part was wrong.
+    #[error("{0}")]
+    InvalidCredentials(&'static str),
     #[error("{0}")]
     InvalidToken(&'static str),
+    /// RFC 6749 §5.2 `invalid_client`: the client_credentials grant's client
+    /// failed to authenticate. `basic` when it used HTTP Basic, which calls
+    /// for a `WWW-Authenticate: Basic` challenge.
+    #[error("{message}")]
+    InvalidClient { message: &'static str, basic: bool },
+    #[error("grant_type must be api_key, client_credentials or urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    UnsupportedGrantType,
+    /// A requested scope the credential does not hold (RFC 6749 §5.2).
+    #[error("{0}")]
+    InvalidScope(String),
+    /// The token is fine but lacks the scope this operation needs (RFC 6750 §3.1).
+    #[error("{message}")]
+    InsufficientScope { message: &'static str, scope: &'static str },
+    #[error("requests from this IP address are not allowed for this API key")]
+    IpNotAllowed,
     #[error("{message}")]
     RateLimited { retry_after: Duration, message: &'static str },
     #[error("the service is temporarily unavailable; retry shortly")]
@@ -67,18 +83,26 @@ pub enum ApiError {
     Internal(#[source] BoxError),
 }
 
+/// The 404 text for a path no function serves.
+pub const NO_SUCH_ENDPOINT: &str = "no such endpoint";
+
 /// How long clients are asked to wait after a 503.
 pub const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidRequest(_) | ApiError::UnsupportedGrantType | ApiError::InvalidScope(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::InvalidCredentials | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::InvalidCredentials(_) | ApiError::InvalidToken(_) | ApiError::InvalidClient { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::InsufficientScope { .. } | ApiError::IpNotAllowed => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -91,9 +115,14 @@ impl ApiError {
             ApiError::InvalidRequest(_) | ApiError::PayloadTooLarge { .. } => "invalid_request",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::NotFound => "not_found",
-            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::InvalidCredentials(_) => "invalid_credentials",
             ApiError::InvalidToken(_) => "invalid_token",
+            ApiError::InvalidClient { .. } => "invalid_client",
+            ApiError::UnsupportedGrantType => "unsupported_grant_type",
+            ApiError::InvalidScope(_) => "invalid_scope",
+            ApiError::InsufficientScope { .. } => "insufficient_scope",
+            ApiError::IpNotAllowed => "ip_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "server_error",

@@ -10,6 +10,7 @@ use std::time::Instant;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt as _, Response};
+use secrecy::SecretString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -59,6 +60,17 @@ pub fn error_response(err: &ApiError) -> HttpResponse {
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 headers.insert(header::WWW_AUTHENTICATE, value);
             }
+        }
+        ApiError::InsufficientScope { scope, .. } => {
+            let challenge =
+                format!(r#"Bearer error="insufficient_scope", error_description="{description}", scope="{scope}""#);
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
+        ApiError::InvalidClient { basic: true, .. } => {
+            // RFC 6749 §5.2: answer HTTP Basic with its own challenge.
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="latchkey""#));
         }
         ApiError::MethodNotAllowed { allow } => {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
@@ -206,6 +218,84 @@ pub fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The `Authorization` header, by scheme.
+#[derive(Debug)]
+pub enum Authorization {
+    /// RFC 7617, with both parts form-decoded (RFC 6749 §2.3.1).
+    Basic { user: String, password: SecretString },
+    /// RFC 6750 §2.1.
+    Bearer(SecretString),
+    /// Any other scheme, or a header that is not text.
+    Other,
+}
+
+/// Reads the `Authorization` header, if any.
+pub fn authorization(req: &Request) -> Result<Option<Authorization>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let Ok(text) = value.to_str() else {
+        return Ok(Some(Authorization::Other));
+    };
+    let (scheme, rest) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+        return Ok(Some(Authorization::Bearer(rest.to_owned().into())));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine as _;
+        let malformed = || ApiError::InvalidRequest("the Basic credentials are not base64 of `id:secret`".into());
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).map_err(|_| malformed())?;
+        let decoded = zeroize::Zeroizing::new(String::from_utf8(decoded).map_err(|_| malformed())?);
+        let (user, password) = decoded.split_once(':').ok_or_else(malformed)?;
+        let user = form_decode(user).ok_or_else(malformed)?;
+        let password = form_decode(password).ok_or_else(malformed)?;
+        return Ok(Some(Authorization::Basic { user, password: password.into() }));
+    }
+    Ok(Some(Authorization::Other))
+}
+
+/// Decodes `application/x-www-form-urlencoded` text: `+` is a space, `%XX`
+/// a byte. `None` for a broken escape or bytes that are not UTF-8.
+fn form_decode(text: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(byte) = bytes.next() {
+        match byte {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            }
+            other => out.push(other),
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Whether the body is empty or only whitespace.
+pub fn body_is_blank(req: &Request) -> bool {
+    req.body().as_ref().iter().all(u8::is_ascii_whitespace)
+}
+
+/// The last path segment after `prefix` (e.g. the id in
+/// `/v1/api-keys/{id}`), tolerating a stage segment before it.
+pub fn path_param<'a>(req: &'a Request, prefix: &str) -> Option<&'a str> {
+    let path = req.uri().path().trim_end_matches('/');
+    let start = path.find(prefix)?;
+    let stage = &path[..start];
+    if !(stage.is_empty() || (stage.starts_with('/') && !stage[1..].contains('/'))) {
+        return None;
+    }
+    let param = &path[start + prefix.len()..];
+    (!param.is_empty() && !param.contains('/')).then_some(param)
+}
+
+/// A query string parameter.
+pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref().and_then(|params| params.first(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +349,44 @@ mod tests {
         assert!(!path_is(&request("/a/b/v1/auth/refresh", None, ""), "/v1/auth/refresh"));
         assert!(!path_is(&request("/v1/auth/refreshx", None, ""), "/v1/auth/refresh"));
         assert!(!path_is(&request("/xv1/auth/refresh", None, ""), "/v1/auth/refresh"));
+    }
+
+    fn with_authorization(value: &str) -> Request {
+        lambda_http::http::Request::builder()
+            .uri("/x")
+            .header(header::AUTHORIZATION, value)
+            .body(Body::Empty)
+            .expect("valid request")
+    }
+
+    #[test]
+    fn authorization_schemes_are_told_apart() {
+        use secrecy::ExposeSecret as _;
+        // "a b:c%3Ad" form-encoded is "a+b:c%253Ad"; base64 of that.
+        let basic = with_authorization("Basic YStiOmMlM0Fk");
+        match authorization(&basic).expect("parses") {
+            Some(Authorization::Basic { user, password }) => {
+                assert_eq!(user, "a b");
+                assert_eq!(password.expose_secret(), "c:d");
+            }
+            other => panic!("{other:?}"),
+        }
+        match authorization(&with_authorization("bearer abc.def.ghi")).expect("parses") {
+            Some(Authorization::Bearer(token)) => assert_eq!(token.expose_secret(), "abc.def.ghi"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(authorization(&with_authorization("Digest x")), Ok(Some(Authorization::Other))));
+        assert!(authorization(&with_authorization("Basic !!!")).is_err());
+        assert!(authorization(&with_authorization("Basic bm9jb2xvbg==")).is_err(), "no colon");
+    }
+
+    #[test]
+    fn path_params_follow_their_prefix() {
+        assert_eq!(path_param(&request("/v1/api-keys/abc", None, ""), "/v1/api-keys/"), Some("abc"));
+        assert_eq!(path_param(&request("/live/v1/api-keys/abc/", None, ""), "/v1/api-keys/"), Some("abc"));
+        assert_eq!(path_param(&request("/v1/api-keys/", None, ""), "/v1/api-keys/"), None);
+        assert_eq!(path_param(&request("/v1/api-keys/a/b", None, ""), "/v1/api-keys/"), None);
+        assert_eq!(path_param(&request("/x/y/v1/api-keys/a", None, ""), "/v1/api-keys/"), None);
     }
 
     #[test]

@@ -19,6 +19,10 @@ use crate::time::{now_secs, rfc3339};
 /// API Gateway's JWT authorizer caches a JWKS for up to two hours.
 pub const DEFAULT_PREPUBLISH: Duration = Duration::from_secs(2 * 60 * 60);
 
+/// How old the cached key set must be before a token with an unknown `kid`
+/// makes an instance reload it.
+pub const UNKNOWN_KID_RELOAD_AFTER: Duration = Duration::from_secs(10);
+
 /// A loaded snapshot of the ring.
 #[derive(Debug)]
 pub struct KeySet {
@@ -79,9 +83,33 @@ impl KeyRing {
         self.reload().await
     }
 
+    /// The key set to verify a token naming `kid`: the cached one, reloaded
+    /// when it lacks `kid` (a key rotated in since it loaded), but at most
+    /// once per [`UNKNOWN_KID_RELOAD_AFTER`], so made-up kids cannot turn
+    /// every request into a Query.
+    pub async fn verifying_set_for(&self, kid: &str) -> Result<Arc<KeySet>, ApiError> {
+        let set = self.current().await?;
+        if set.verifying.contains_key(kid) || set.loaded_at.elapsed() < UNKNOWN_KID_RELOAD_AFTER {
+            return Ok(set);
+        }
+        let cache = self.cache.write().await;
+        if let Some(set) = cache.as_ref().filter(|s| s.loaded_at.elapsed() < UNKNOWN_KID_RELOAD_AFTER) {
+            // Another request reloaded while this one waited for the lock.
+            return Ok(Arc::clone(set));
+        }
+        self.load_into(cache).await
+    }
+
     /// Loads the ring from the table, replacing the cache.
     pub async fn reload(&self) -> Result<Arc<KeySet>, ApiError> {
-        let mut cache = self.cache.write().await;
+        let cache = self.cache.write().await;
+        self.load_into(cache).await
+    }
+
+    async fn load_into(
+        &self,
+        mut cache: tokio::sync::RwLockWriteGuard<'_, Option<Arc<KeySet>>>,
+    ) -> Result<Arc<KeySet>, ApiError> {
         let now = now_secs();
         let records = self.store.list(now).await?;
         let mut verifying = HashMap::with_capacity(records.len());

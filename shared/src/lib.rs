@@ -4,7 +4,9 @@
 //! Each function's `main` builds a [`Latchkey`] from the environment once per
 //! cold start and hands its handler a borrowed service.
 
+pub mod assertion;
 pub mod config;
+pub mod credentials;
 pub mod crypto;
 pub mod domain;
 pub mod error;
@@ -30,6 +32,7 @@ pub struct Latchkey {
     pub stores: store::Stores,
     pub issuer: Arc<service::TokenIssuer>,
     pub refresh_codec: Arc<refresh_token::RefreshTokenCodec>,
+    pub api_key_authenticator: Arc<service::ApiKeyAuthenticator>,
 }
 
 impl Latchkey {
@@ -44,7 +47,8 @@ impl Latchkey {
         ));
         let issuer = Arc::new(service::TokenIssuer::new(&config, keys));
         let refresh_codec = Arc::new(refresh_token::RefreshTokenCodec::new(&config.sealing_key, config.stage));
-        Self { config, stores, issuer, refresh_codec }
+        let api_key_authenticator = Arc::new(service::ApiKeyAuthenticator::new(&config, &stores));
+        Self { config, stores, issuer, refresh_codec, api_key_authenticator }
     }
 
     /// Loads config from the environment and connects to DynamoDB.
@@ -78,6 +82,25 @@ impl Latchkey {
             &self.stores,
             Arc::clone(&self.issuer),
             Arc::clone(&self.refresh_codec),
+        )
+    }
+
+    pub fn exchange_service(&self) -> service::ExchangeService {
+        service::ExchangeService::new(
+            &self.config,
+            &self.stores,
+            Arc::clone(&self.api_key_authenticator),
+            Arc::clone(&self.issuer),
+            Arc::clone(&self.refresh_codec),
+        )
+    }
+
+    pub fn api_key_service(&self) -> service::ApiKeyService {
+        service::ApiKeyService::new(
+            &self.config,
+            &self.stores,
+            Arc::clone(&self.api_key_authenticator),
+            Arc::clone(&self.issuer),
         )
     }
 }

@@ -12,7 +12,9 @@ use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use latchkey::config::Env;
 use latchkey::domain::{Email, Password, Plan, Scopes, TenantId, UserId};
-use latchkey::service::{LoginService, RefreshService};
+use latchkey::domain::{Label, Stage};
+use latchkey::service::api_keys::{CreatedApiKey, NewApiKey};
+use latchkey::service::{ApiKeyService, ExchangeService, LoginService, RefreshService};
 use latchkey::store::metrics::CallCounter;
 use latchkey::store::{Table, TenantRecord, UserRecord, schema};
 use latchkey::{Config, Latchkey};
@@ -68,6 +70,8 @@ pub struct TestApp {
     pub latchkey: Latchkey,
     pub login: LoginService,
     pub refresh: RefreshService,
+    pub exchange: ExchangeService,
+    pub keys: ApiKeyService,
     pub calls: CallCounter,
     pub table: Table,
 }
@@ -133,7 +137,9 @@ impl TestApp {
         calls.take();
         let login = latchkey.login_service();
         let refresh = latchkey.refresh_service();
-        Self { latchkey, login, refresh, calls, table }
+        let exchange = latchkey.exchange_service();
+        let keys = latchkey.api_key_service();
+        Self { latchkey, login, refresh, exchange, keys, calls, table }
     }
 
     pub fn max_body(&self) -> usize {
@@ -169,6 +175,41 @@ impl TestApp {
         response.json()
     }
 
+    pub async fn token_request(&self, request: Request) -> TestResponse {
+        TestResponse::from(token::handle(&self.exchange, self.max_body(), request).await)
+    }
+
+    /// POST /v1/auth/token with a JSON body.
+    pub async fn post_token(&self, body: &Value) -> TestResponse {
+        self.token_request(post("/v1/auth/token", &body.to_string())).await
+    }
+
+    pub async fn keys_request(&self, request: Request) -> TestResponse {
+        TestResponse::from(keys::handle(&self.keys, self.max_body(), request).await)
+    }
+
+    /// Adds an API key straight through the service (as the CLI does).
+    pub async fn add_api_key(&self, key: TestKey) -> CreatedApiKey {
+        let new = NewApiKey {
+            tenant_id: TenantId::parse(key.tenant).expect("valid tenant"),
+            name: Label::parse("test key").expect("valid"),
+            scopes: Scopes::parse(key.scopes).expect("valid scopes"),
+            env: key.env,
+            valid_until: key.valid_until,
+            allowed_ips: latchkey::domain::parse_allow_list(key.allowed_ips.iter().copied()).expect("valid networks"),
+        };
+        let created = self.keys.add(new, latchkey::time::now_secs()).await.expect("key insert").expect("tenant exists");
+        self.calls.take();
+        created
+    }
+
+    /// Adds a tenant (the seeded one is `acme`).
+    pub async fn add_tenant(&self, tenant: &str) {
+        let record =
+            TenantRecord { tenant_id: TenantId::parse(tenant).expect("valid"), plan: Plan::Free, created_at: 0 };
+        assert!(self.latchkey.stores.tenants.insert(&record).await.expect("tenant insert"));
+    }
+
     /// Adds another user to the seeded tenant.
     pub async fn add_user(&self, email: &str, password: &str, scopes: &str) {
         add_user(&self.latchkey, email, password, scopes).await;
@@ -197,13 +238,57 @@ async fn seed(latchkey: &Latchkey) {
     add_user(latchkey, EMAIL, PASSWORD, SCOPES).await;
 }
 
+/// What [`TestApp::add_api_key`] creates.
+#[derive(Debug, Clone)]
+pub struct TestKey {
+    pub tenant: &'static str,
+    pub scopes: &'static str,
+    pub env: Stage,
+    pub valid_until: Option<u64>,
+    pub allowed_ips: Vec<&'static str>,
+}
+
+impl Default for TestKey {
+    fn default() -> Self {
+        Self {
+            tenant: TENANT,
+            scopes: "orders:read orders:write",
+            env: Stage::Test,
+            valid_until: None,
+            allowed_ips: Vec::new(),
+        }
+    }
+}
+
+/// The source address of requests built by [`post`] and [`get`].
+pub const CLIENT_IP: &str = "203.0.113.10";
+
+/// A GET as API Gateway delivers it, with `headers`.
+pub fn get(path: &str, headers: &[(&str, &str)]) -> Request {
+    let mut all = vec![("content-type", "")];
+    all.extend_from_slice(headers);
+    request(path, "GET", &all, "", CLIENT_IP)
+}
+
+/// Signs an HS256 JWT the way a client SDK does: header `{alg, typ, kid}`,
+/// key = the secret's bytes.
+pub fn client_assertion(kid: &str, claims: &Value, key: &[u8]) -> String {
+    use hmac::Mac as _;
+    use latchkey::crypto::b64url;
+    let header = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": kid});
+    let signed = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key).expect("any key length");
+    mac.update(signed.as_bytes());
+    format!("{signed}.{}", b64url(&mac.finalize().into_bytes()))
+}
+
 pub fn login_body(email: &str, password: &str) -> String {
     serde_json::json!({ "email": email, "password": password }).to_string()
 }
 
 /// A POST as API Gateway (HTTP API, payload 2.0) delivers it.
 pub fn post(path: &str, body: &str) -> Request {
-    request(path, "POST", &[("content-type", "application/json")], body, "203.0.113.10")
+    request(path, "POST", &[("content-type", "application/json")], body, CLIENT_IP)
 }
 
 /// Any request as API Gateway delivers it; `headers` replace the fixture's
@@ -272,4 +357,29 @@ impl TestResponse {
         assert_eq!(self.header("content-type"), Some("application/json"));
         self
     }
+}
+
+/// Polls every future together on the current task (as concurrent
+/// requests to one function instance would be) and collects the outputs in
+/// order.
+pub async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(Box::pin(future));
+    }
+    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, future) in set.iter_mut().enumerate() {
+            if outputs[i].is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(out) => outputs[i] = Some(out),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("completed")).collect()
 }

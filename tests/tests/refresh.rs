@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::http::StatusCode;
-use latchkey_tests::{Options, TestApp, post, request};
+use latchkey_tests::{Options, TestApp, futures_join_all, post, request};
 
 fn refresh_token(body: &serde_json::Value) -> String {
     body["refresh_token"].as_str().expect("refresh_token").to_owned()
@@ -119,30 +119,6 @@ async fn with_a_grace_window_concurrent_refreshes_share_one_lineage() {
     assert_eq!(successors.len(), 1, "exactly one lineage");
     let successor = successors.into_iter().next().expect("one");
     assert_eq!(app.post_refresh(&successor).await.status, StatusCode::OK);
-}
-
-/// Polls every future on one task, so the requests really are in flight
-/// together (tokio's test runtime is single-threaded).
-async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for future in futures {
-        set.push(Box::pin(future));
-    }
-    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, future) in set.iter_mut().enumerate() {
-            if outputs[i].is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(out) => outputs[i] = Some(out),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
-    })
-    .await;
-    outputs.into_iter().map(|o| o.expect("completed")).collect()
 }
 
 #[tokio::test]

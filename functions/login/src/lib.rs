@@ -17,7 +17,7 @@ pub async fn handle(service: &LoginService, max_body_bytes: usize, req: Request)
 
 async fn login(service: &LoginService, max_body_bytes: usize, req: &Request) -> Result<HttpResponse, ApiError> {
     if !path_is(req, PATH) {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::NotFound(latchkey::error::NO_SUCH_ENDPOINT));
     }
     require_method(req, &Method::POST, "POST")?;
     let body: LoginRequest = read_json(req, max_body_bytes)?;

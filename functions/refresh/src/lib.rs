@@ -29,6 +29,6 @@ async fn route(service: &RefreshService, max_body_bytes: usize, req: &Request) -
         service.revoke(body).await?;
         Ok(json_response(StatusCode::OK, &serde_json::json!({})))
     } else {
-        Err(ApiError::NotFound)
+        Err(ApiError::NotFound(latchkey::error::NO_SUCH_ENDPOINT))
     }
 }

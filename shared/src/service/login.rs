@@ -1,7 +1,7 @@
 //! Password login: email + password in, token response out.
 //!
-//! DynamoDB calls on success: one consistent BatchGetItem (the user and both
-//! failure counters) and one write (the new refresh family, in a transaction
+//! DynamoDB calls on success: one consistent BatchGetItem (the user, both
+//! failure counters and the app, when `X-App-Id` is sent) and one write (the new refresh family, in a transaction
 //! with clearing the account's counter when it had failures). A wrong
 //! password costs the read plus the counter updates.
 
@@ -11,8 +11,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::config::{Config, LoginThrottlePolicy};
+use crate::credentials::AppSecrets;
 use crate::crypto::MacKey;
-use crate::domain::{Email, Password};
+use crate::domain::{AppId, Email, Password};
 use crate::error::ApiError;
 use crate::password::verify_password;
 use crate::refresh_token::{FamilyId, RefreshTokenCodec};
@@ -38,6 +39,7 @@ pub struct LoginService {
     throttle: LoginThrottleStore,
     families: RefreshFamilyStore,
     throttle_mac: MacKey,
+    app_secrets: AppSecrets,
     policy: LoginThrottlePolicy,
     codec: Arc<RefreshTokenCodec>,
     issuer: Arc<TokenIssuer>,
@@ -51,6 +53,11 @@ impl std::fmt::Debug for LoginService {
     }
 }
 
+/// One answer for a wrong password, an unknown email and an app of another
+/// tenant.
+pub const WRONG_PASSWORD: &str = "the email or password is incorrect";
+/// Unknown, revoked or wrong app credentials.
+pub const INVALID_APP: &str = "the app id or app secret is incorrect";
 const LOCKED: &str = "too many failed login attempts; try again later";
 
 impl LoginService {
@@ -59,6 +66,7 @@ impl LoginService {
             throttle: stores.login_throttle.clone(),
             families: stores.refresh_families.clone(),
             throttle_mac: config.sealing_key.mac_key("login-throttle/v1"),
+            app_secrets: AppSecrets::new(&config.sealing_key),
             policy: config.login_throttle.clone(),
             codec,
             issuer,
@@ -73,14 +81,17 @@ impl LoginService {
         app: Option<AppCredentials>,
         client_ip: Option<IpAddr>,
     ) -> Result<TokenResponse, ApiError> {
-        if app.is_some() {
-            // No app can be registered yet, so any app credential is invalid.
-            return Err(ApiError::InvalidCredentials);
-        }
+        let app_id = match &app {
+            Some(credentials) => {
+                Some(AppId::parse(&credentials.app_id).map_err(|_| ApiError::InvalidCredentials(INVALID_APP))?)
+            }
+            None => None,
+        };
         let now = now_secs();
         let account_key = ThrottleKey::account(&self.throttle_mac, &request.email);
         let ip_key = client_ip.map(|ip| ThrottleKey::ip(&self.throttle_mac, ip));
-        let state = self.throttle.load_attempt(&request.email, &account_key, ip_key.as_ref(), now).await?;
+        let state =
+            self.throttle.load_attempt(&request.email, &account_key, ip_key.as_ref(), app_id.as_ref(), now).await?;
 
         // Locked accounts and IPs are refused before any password check, the
         // same way for unknown and known emails.
@@ -88,6 +99,19 @@ impl LoginService {
         if let Some(retry_after) = locked {
             return Err(ApiError::RateLimited { retry_after, message: LOCKED });
         }
+
+        // The app is checked on its own, before the password, so its answer
+        // says nothing about the account.
+        let app = match app {
+            Some(credentials) => {
+                let valid = state.app.filter(|record| {
+                    record.revoked_at.is_none()
+                        && self.app_secrets.matches_stored(&credentials.secret, &record.secret_hash)
+                });
+                Some(valid.ok_or(ApiError::InvalidCredentials(INVALID_APP))?)
+            }
+            None => None,
+        };
 
         let user = state.user;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -112,9 +136,13 @@ impl LoginService {
                 locked = account.locked_until.is_some() || ip.is_some_and(|s| s.locked_until.is_some()),
                 "login failed"
             );
-            return Err(ApiError::InvalidCredentials);
+            return Err(ApiError::InvalidCredentials(WRONG_PASSWORD));
         }
-        let user = user.ok_or(ApiError::InvalidCredentials)?;
+        let user = user.ok_or(ApiError::InvalidCredentials(WRONG_PASSWORD))?;
+        if app.as_ref().is_some_and(|app| app.tenant_id != user.tenant_id) {
+            // An app of another tenant: as if the password were wrong.
+            return Err(ApiError::InvalidCredentials(WRONG_PASSWORD));
+        }
 
         let family = RefreshFamily {
             family: FamilyId::generate(),
@@ -122,7 +150,7 @@ impl LoginService {
                 sub: user.user_id.to_string(),
                 tenant_id: user.tenant_id.to_string(),
                 scope: user.scopes.to_string(),
-                client_id: None,
+                client_id: app.map(|app| app.app_id.to_string()),
             },
             env: self.issuer.stage(),
             generation: 0,

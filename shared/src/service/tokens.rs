@@ -80,6 +80,7 @@ pub struct TokenIssuer {
     audience: String,
     stage: Stage,
     access_ttl: Duration,
+    verifier: AccessTokenVerifier,
 }
 
 /// A signed access token and when it expires.
@@ -99,6 +100,7 @@ impl TokenIssuer {
             audience: config.audience.clone(),
             stage: config.stage,
             access_ttl: config.access_token_ttl,
+            verifier: AccessTokenVerifier::new(&config.issuer, &config.audience, config.stage.as_str()),
         }
     }
 
@@ -112,7 +114,20 @@ impl TokenIssuer {
 
     /// A verifier for the tokens this issuer signs.
     pub fn verifier(&self) -> AccessTokenVerifier {
-        AccessTokenVerifier::new(&self.issuer, &self.audience, self.stage.as_str())
+        self.verifier.clone()
+    }
+
+    /// The issuer URL (`iss`).
+    pub fn issuer_url(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Verifies an access token this deployment issued, with the cached
+    /// public keys (no DynamoDB call unless it names a key not yet loaded).
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
+        let kid = AccessTokenVerifier::kid_of(token)?;
+        let set = self.keys.verifying_set_for(&kid).await?;
+        Ok(self.verifier.verify(token, &set.verifying)?)
     }
 
     /// Signs an access token issued at `now` (Unix seconds).

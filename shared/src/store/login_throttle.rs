@@ -11,11 +11,13 @@ use std::time::Duration;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, ReturnValue, TransactWriteItem};
 
+use super::AppRecord;
+use super::apps::{app_key, parse_app};
 use super::users::{parse_user, user_key};
 use super::{Item, ItemReader, Table, UserRecord, build_failed, key, n, unavailable};
 use crate::config::LoginThrottlePolicy;
 use crate::crypto::MacKey;
-use crate::domain::Email;
+use crate::domain::{AppId, Email};
 use crate::error::StoreError;
 
 const SK: &str = "COUNTER";
@@ -58,6 +60,8 @@ impl ThrottleState {
 #[derive(Debug, Clone, Default)]
 pub struct LoginAttemptState {
     pub user: Option<UserRecord>,
+    /// The app named by `X-App-Id`, when one was and it exists.
+    pub app: Option<AppRecord>,
     pub account: ThrottleState,
     pub ip: ThrottleState,
 }
@@ -76,16 +80,19 @@ impl LoginThrottleStore {
         Self { table }
     }
 
-    /// Reads the user and both counters with one consistent BatchGetItem.
+    /// Reads the user, both counters and the app with one consistent
+    /// BatchGetItem.
     pub async fn load_attempt(
         &self,
         email: &Email,
         account: &ThrottleKey,
         ip: Option<&ThrottleKey>,
+        app: Option<&AppId>,
         now_secs: u64,
     ) -> Result<LoginAttemptState, StoreError> {
         let mut keys = vec![user_key(email), account.item_key()];
         keys.extend(ip.map(ThrottleKey::item_key));
+        keys.extend(app.map(app_key));
         let mut items = Vec::new();
         for _ in 0..=BATCH_RETRIES {
             let request = KeysAndAttributes::builder()
@@ -127,6 +134,8 @@ impl LoginThrottleStore {
             };
             if pk.starts_with("USER#") {
                 state.user = Some(parse_user(item)?);
+            } else if pk.starts_with("APP#") {
+                state.app = Some(parse_app(item)?);
             } else if *pk == account.pk {
                 state.account = parse_counter(item, now_secs)?;
             } else if ip.is_some_and(|ip| *pk == ip.pk) {

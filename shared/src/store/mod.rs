@@ -15,12 +15,20 @@
 //! | user | `USER#<email>` | `PROFILE` | `user_id` S (`usr_…`), `tenant_id` S, `email` S, `password_hash` S (argon2id PHC), `scope` S (space-separated), `created_at` N |
 //! | login throttle | `LOGIN_THROTTLE#account#<hmac(email)>` or `LOGIN_THROTTLE#ip#<hmac(ip)>` | `COUNTER` | `failures` N, `locked_until` N (optional), `expires_at` N |
 //! | refresh family | `REFRESH#<family_id>` | `FAMILY` | `sub` S, `tenant_id` S, `scope` S, `env` S, `client_id` S (optional), `generation` N, `created_at` N, `rotated_at_ms` N (optional), `expires_at` N (sliding), `absolute_expires_at` N, `revoked_at` N (optional), `revoke_reason` S (optional) |
+//! | API key | `APIKEY#<key_id>` | `KEY` | `key_id` S, `tenant_id` S, `name` S, `scope` S, `env` S, `secret_hash` S (HMAC of the secret), `last_four` S, `valid_until` N (optional: the key's own expiry), `allowed_ips` L of S (optional, CIDR), `created_at` N, `revoked_at` N (optional), `expires_at` N (optional: purge time, 30 d after revocation or expiry) |
+//! | API key listing | `TENANT#<tenant_id>` | `APIKEY#<key_id>` | the same attributes, plus `last_used_at` N (optional) |
+//! | app | `APP#<app_id>` | `APP` | `app_id` S (`app_…`), `tenant_id` S, `name` S, `secret_hash` S (HMAC of the secret), `created_at` N, `revoked_at` N (optional) |
+//! | used assertion | `ASSERTION#<hmac(key_id, jti or token)>` | `USED` | `expires_at` N (the assertion's `exp` plus leeway) |
 //! | signing key | `SIGNING_KEY` | `KID#<kid>` | `kid` S, `alg` S, `public_jwk` S (JSON), `private_key` B (sealed, AES-256-GCM, AAD = kid), `created_at` N, `active_from` N, `expires_at` N (set when retired) |
 //!
 //! Throttle keys are keyed hashes so that neither an email someone merely
 //! tried (sometimes a mistyped password) nor a client IP is stored in clear.
-//! Refresh tokens are never stored: see [`crate::refresh_token`].
+//! Refresh tokens are never stored: see [`crate::refresh_token`]. API-key
+//! secrets are never stored either: see [`crate::credentials`].
 
+pub mod api_keys;
+pub mod apps;
+pub mod assertions;
 pub mod login_throttle;
 pub mod metrics;
 pub mod refresh_families;
@@ -42,6 +50,9 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 
+pub use api_keys::{AddApiKeyOutcome, ApiKeyPage, ApiKeyRecord, ApiKeyStore, RevokeApiKeyOutcome};
+pub use apps::{AddAppOutcome, AppRecord, AppStore};
+pub use assertions::AssertionStore;
 pub use login_throttle::{LoginThrottleStore, ThrottleKey, ThrottleState};
 pub use refresh_families::{RefreshFamily, RefreshFamilyStore, RotateOutcome};
 pub use signing_keys::{SigningKeyRecord, SigningKeyStore};
@@ -139,6 +150,9 @@ pub struct Stores {
     pub login_throttle: LoginThrottleStore,
     pub refresh_families: RefreshFamilyStore,
     pub signing_keys: SigningKeyStore,
+    pub api_keys: ApiKeyStore,
+    pub apps: AppStore,
+    pub assertions: AssertionStore,
 }
 
 impl Stores {
@@ -149,6 +163,9 @@ impl Stores {
             login_throttle: LoginThrottleStore::new(table.clone()),
             refresh_families: RefreshFamilyStore::new(table.clone()),
             signing_keys: SigningKeyStore::new(table.clone()),
+            api_keys: ApiKeyStore::new(table.clone()),
+            apps: AppStore::new(table.clone()),
+            assertions: AssertionStore::new(table.clone()),
         }
     }
 }

@@ -1,0 +1,72 @@
+//! GET /v1/me and the API-key self-service endpoints: the HTTP adapter
+//! around [`ApiKeyService`].
+
+use lambda_http::Request;
+use lambda_http::http::{Method, StatusCode};
+use latchkey::error::{ApiError, NO_SUCH_ENDPOINT};
+use latchkey::http::{
+    Authorization, HttpResponse, authorization, client_ip, header_str, json_response, path_is, path_param, query_param,
+    read_json, require_method, respond,
+};
+use latchkey::service::ApiKeyService;
+use latchkey::service::api_keys::{Caller, CreateApiKeyRequest};
+use secrecy::ExposeSecret as _;
+
+pub const ME_PATH: &str = "/v1/me";
+pub const KEYS_PATH: &str = "/v1/api-keys";
+const KEY_PREFIX: &str = "/v1/api-keys/";
+
+/// Handles one request. Never fails: every error is a JSON response.
+pub async fn handle(service: &ApiKeyService, max_body_bytes: usize, req: Request) -> HttpResponse {
+    respond(&req, Box::pin(route(service, max_body_bytes, &req))).await
+}
+
+async fn route(service: &ApiKeyService, max_body_bytes: usize, req: &Request) -> Result<HttpResponse, ApiError> {
+    if path_is(req, ME_PATH) {
+        require_method(req, &Method::GET, "GET")?;
+        let caller = authenticate(service, req).await?;
+        Ok(json_response(StatusCode::OK, &caller.identity()))
+    } else if path_is(req, KEYS_PATH) {
+        if req.method() == Method::POST {
+            let caller = authenticate(service, req).await?;
+            let body: CreateApiKeyRequest = read_json(req, max_body_bytes)?;
+            let created = service.create(&caller, body).await?;
+            Ok(json_response(StatusCode::CREATED, &created))
+        } else {
+            require_method(req, &Method::GET, "GET, POST")?;
+            let caller = authenticate(service, req).await?;
+            let limit = query_param(req, "limit")
+                .map(|raw| raw.parse().map_err(|_| ApiError::InvalidRequest("limit must be a number".into())))
+                .transpose()?;
+            let keys = service.list(&caller, limit, query_param(req, "cursor")).await?;
+            Ok(json_response(StatusCode::OK, &keys))
+        }
+    } else if let Some(id) = path_param(req, KEY_PREFIX) {
+        require_method(req, &Method::DELETE, "DELETE")?;
+        let caller = authenticate(service, req).await?;
+        let revoked = service.revoke(&caller, id).await?;
+        Ok(json_response(StatusCode::OK, &revoked))
+    } else {
+        Err(ApiError::NotFound(NO_SUCH_ENDPOINT))
+    }
+}
+
+const NO_CREDENTIALS: &str =
+    "an access token (Authorization: Bearer) or an API key (X-API-Key with X-Tenant-ID) is required";
+
+/// A bearer access token, or `X-API-Key` with `X-Tenant-ID`; never both.
+async fn authenticate(service: &ApiKeyService, req: &Request) -> Result<Caller, ApiError> {
+    match (authorization(req)?, header_str(req, "x-api-key")) {
+        (Some(Authorization::Bearer(token)), None) => service.authenticate_bearer(token.expose_secret()).await,
+        (Some(_), Some(_)) => {
+            Err(ApiError::InvalidRequest("send either an Authorization header or X-API-Key, not both".into()))
+        }
+        (Some(_), None) => Err(ApiError::InvalidToken("the Authorization header must use the Bearer scheme")),
+        (None, Some(key)) => {
+            let tenant = header_str(req, "x-tenant-id")
+                .ok_or_else(|| ApiError::InvalidRequest("X-Tenant-ID is required with X-API-Key".into()))?;
+            service.authenticate_api_key(key, tenant, client_ip(req)).await
+        }
+        (None, None) => Err(ApiError::InvalidToken(NO_CREDENTIALS)),
+    }
+}

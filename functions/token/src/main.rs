@@ -1,0 +1,12 @@
+use lambda_http::{Error, service_fn};
+use latchkey::Latchkey;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    latchkey::telemetry::init();
+    let latchkey = Latchkey::from_env().await?;
+    latchkey.warm_up().await;
+    let service = latchkey.exchange_service();
+    let max_body = latchkey.config.max_body_bytes;
+    lambda_http::run(service_fn(|req| async { Ok::<_, Error>(token::handle(&service, max_body, req).await) })).await
+}
