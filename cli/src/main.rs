@@ -7,17 +7,23 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use latchkey::Latchkey;
 use latchkey::config::{Env, StoreConfig};
-use latchkey::domain::{Email, Password, Plan, Scopes, TenantId, UserId};
+use latchkey::credentials::AppSecrets;
+use latchkey::domain::MAX_ALLOWED_IPS;
+use latchkey::domain::{AppId, Email, IpNetwork, Label, Password, Plan, Scopes, Stage, TenantId, UserId};
 use latchkey::jwt::{AccessTokenVerifier, SigningAlgorithm, dangerous};
 use latchkey::keys::{DEFAULT_PREPUBLISH, KeyRing};
+use latchkey::service::api_keys::NewApiKey;
 use latchkey::store::users::AddUserOutcome;
+use latchkey::store::{AddAppOutcome, AppRecord};
 use latchkey::store::{Stores, Table, TenantRecord, UserRecord, schema};
 use latchkey::time::{now_secs, rfc3339};
+use latchkey::{ApiError, Latchkey};
+use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
-/// Latchkey admin: tables, tenants, users, signing keys and tokens.
+/// Latchkey admin: tables, tenants, users, apps, API keys, signing keys and
+/// tokens.
 ///
 /// Configuration comes from the same environment variables as the functions
 /// (LATCHKEY_TABLE_NAME, LATCHKEY_SEALING_KEY, LATCHKEY_ISSUER, AWS_REGION,
@@ -49,6 +55,12 @@ enum Command {
     /// Access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Apps: first-party clients that log users in (X-App-Id / X-App-Secret).
+    #[command(subcommand)]
+    App(AppCommand),
+    /// API keys for machine clients.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
     /// The sealing key (LATCHKEY_SEALING_KEY).
     #[command(subcommand, name = "sealing-key")]
     SealingKey(SealingKeyCommand),
@@ -96,6 +108,53 @@ struct UserAdd {
     /// Succeed if a user with this email already exists.
     #[arg(long)]
     exists_ok: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// Register an app. Prints its X-App-Id and X-App-Secret; the secret is
+    /// shown this once (only a keyed hash is stored).
+    Add {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        name: Label,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create an API key. Prints it (with --json, a JSON object with `key`);
+    /// the key is shown this once.
+    Create {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        name: Label,
+        /// Scopes, comma- or space-separated.
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// test or live (default: LATCHKEY_STAGE).
+        #[arg(long)]
+        env: Option<Stage>,
+        /// Lifetime, e.g. 30d, 12h (default: no expiry).
+        #[arg(long, value_parser = humantime_duration)]
+        expires_in: Option<Duration>,
+        /// Allow requests only from this address or CIDR block (repeatable).
+        #[arg(long = "allow-ip")]
+        allow_ip: Vec<IpNetwork>,
+    },
+    /// List a tenant's keys (never their secrets).
+    List {
+        #[arg(long)]
+        tenant: TenantId,
+    },
+    /// Revoke a key: new exchanges with it fail at once.
+    Revoke {
+        #[arg(long)]
+        tenant: TenantId,
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +281,8 @@ async fn run(command: Command, json_output: bool) -> Result<(), CliError> {
         Command::User(UserCommand::Add(args)) => add_user(args, json_output).await?,
         Command::SigningKey(command) => signing_key(command, json_output).await?,
         Command::Token(TokenCommand::Inspect { token }) => inspect(&token, json_output).await?,
+        Command::App(AppCommand::Add { tenant, name }) => add_app(tenant, name, json_output).await?,
+        Command::ApiKey(command) => api_key(command, json_output).await?,
         Command::SealingKey(SealingKeyCommand::Generate) => {
             let key = latchkey::config::generate_sealing_key_base64();
             emit(json_output, &json!({"sealing_key": key}), &key);
@@ -278,6 +339,104 @@ async fn add_user(args: UserAdd, json_output: bool) -> Result<(), CliError> {
         }
         AddUserOutcome::NoSuchTenant => {
             return Err(CliError::Input(format!("no tenant {}: add it with `latchkey tenant add`", args.tenant)));
+        }
+    }
+    Ok(())
+}
+
+async fn add_app(tenant: TenantId, name: Label, json_output: bool) -> Result<(), CliError> {
+    let latchkey = Latchkey::from_env().await?;
+    let (secret, secret_hash) = AppSecrets::new(&latchkey.config.sealing_key).generate();
+    let record = AppRecord {
+        app_id: AppId::generate(),
+        tenant_id: tenant.clone(),
+        name,
+        secret_hash,
+        created_at: now_secs(),
+        revoked_at: None,
+    };
+    match latchkey.stores.apps.insert(&record).await? {
+        AddAppOutcome::Added => {}
+        AddAppOutcome::NoSuchTenant => {
+            return Err(CliError::Input(format!("no tenant {tenant}: add it with `latchkey tenant add`")));
+        }
+    }
+    let secret = secret.expose_secret();
+    emit(
+        json_output,
+        &json!({"app_id": record.app_id, "app_secret": secret, "tenant_id": tenant, "name": record.name}),
+        &format!(
+            "app {} added to tenant {tenant}\nX-App-Id: {}\nX-App-Secret: {secret}\n(the secret is shown this once)",
+            record.name, record.app_id
+        ),
+    );
+    Ok(())
+}
+
+async fn api_key(command: ApiKeyCommand, json_output: bool) -> Result<(), CliError> {
+    let latchkey = Latchkey::from_env().await?;
+    let service = latchkey.api_key_service();
+    match command {
+        ApiKeyCommand::Create { tenant, name, scopes, env, expires_in, allow_ip } => {
+            let now = now_secs();
+            let new = NewApiKey {
+                tenant_id: tenant.clone(),
+                name,
+                scopes: Scopes::parse(&scopes).map_err(|e| CliError::Input(e.0))?,
+                env: env.unwrap_or(latchkey.config.stage),
+                valid_until: expires_in.map(|lifetime| now + lifetime.as_secs()),
+                allowed_ips: allow_ip,
+            };
+            if new.allowed_ips.len() > MAX_ALLOWED_IPS {
+                return Err(CliError::Input(format!("at most {MAX_ALLOWED_IPS} --allow-ip entries")));
+            }
+            let Some(created) = service.add(new, now).await? else {
+                return Err(CliError::Input(format!("no tenant {tenant}: add it with `latchkey tenant add`")));
+            };
+            let value = serde_json::to_value(&created).map_err(|e| CliError::Input(e.to_string()))?;
+            let text = format!(
+                "API key {} created for tenant {tenant}\n{}\n(the key is shown this once)",
+                created.view.id,
+                created.key.expose_secret()
+            );
+            emit(json_output, &value, &text);
+        }
+        ApiKeyCommand::List { tenant } => {
+            let mut keys = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = service.list_tenant(&tenant, None, cursor.as_deref()).await?;
+                keys.extend(page.keys);
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            let text = keys
+                .iter()
+                .map(|k| {
+                    let state = match (&k.revoked_at, &k.expires_at) {
+                        (Some(at), _) => format!("revoked {at}"),
+                        (None, Some(at)) => format!("expires {at}"),
+                        (None, None) => "active".to_owned(),
+                    };
+                    format!("{}  {}…{}  {}  [{}]  {state}", k.id, k.prefix, k.last_four, k.name, k.scopes.join(" "))
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let value = serde_json::to_value(&keys).map_err(|e| CliError::Input(e.to_string()))?;
+            emit(json_output, &json!({"keys": value}), if text.is_empty() { "no API keys" } else { &text });
+        }
+        ApiKeyCommand::Revoke { tenant, id } => {
+            let revoked = service.revoke_in_tenant(&tenant, &id).await.map_err(|err| match err {
+                ApiError::NotFound(_) => CliError::Input(format!("tenant {tenant} has no API key {id}")),
+                other => CliError::Api(other),
+            })?;
+            emit(
+                json_output,
+                &json!({"id": revoked.id, "revoked_at": revoked.revoked_at}),
+                &format!("API key {} revoked at {}", revoked.id, revoked.revoked_at),
+            );
         }
     }
     Ok(())

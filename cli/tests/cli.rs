@@ -203,3 +203,63 @@ async fn aws_config_for(endpoint: &str) -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+#[test]
+fn apps_and_api_keys_are_created_listed_and_revoked() {
+    let cli = Cli::new();
+    cli.json(&["--json", "table", "create"]);
+    let missing = cli.run(&["app", "add", "--tenant", "acme", "--name", "Web"]);
+    assert_eq!(missing.status.code(), Some(2), "no such tenant: {}", stderr(&missing));
+    cli.json(&["--json", "tenant", "add", "acme"]);
+    cli.json(&["--json", "tenant", "add", "globex"]);
+
+    let app = cli.json(&["--json", "app", "add", "--tenant", "acme", "--name", "Web"]);
+    assert!(app["app_id"].as_str().is_some_and(|id| id.starts_with("app_")), "{app}");
+    assert!(app["app_secret"].as_str().is_some_and(|s| s.starts_with("lks_") && s.len() > 40), "{app}");
+
+    let created = cli.json(&[
+        "--json",
+        "api-key",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "CI deploys",
+        "--scopes",
+        "orders:read,orders:write",
+        "--expires-in",
+        "30d",
+        "--allow-ip",
+        "10.0.0.0/8",
+        "--allow-ip",
+        "203.0.113.7",
+    ]);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let key = created["key"].as_str().expect("key shown once");
+    assert!(key.starts_with(&format!("sk_test_{id}_")), "{key}");
+    assert_eq!(created["scopes"], serde_json::json!(["orders:read", "orders:write"]));
+    assert_eq!(created["allowed_ips"], serde_json::json!(["10.0.0.0/8", "203.0.113.7/32"]));
+    assert!(created["expires_at"].as_str().is_some());
+
+    let listed = cli.json(&["--json", "api-key", "list", "--tenant", "acme"]);
+    let keys = listed["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["id"], id.as_str());
+    assert!(keys[0].get("key").is_none(), "a listing never shows the key");
+    let secret = key.rsplit('_').next().expect("secret");
+    assert!(!listed.to_string().contains(secret), "nor the secret");
+    assert_eq!(keys[0]["last_four"], &secret[secret.len() - 4..]);
+    assert_eq!(cli.json(&["--json", "api-key", "list", "--tenant", "globex"])["keys"], serde_json::json!([]));
+
+    let other_tenant = cli.run(&["api-key", "revoke", "--tenant", "globex", &id]);
+    assert_eq!(other_tenant.status.code(), Some(2), "another tenant's key: {}", stderr(&other_tenant));
+    let revoked = cli.json(&["--json", "api-key", "revoke", "--tenant", "acme", &id]);
+    assert_eq!(revoked["id"], id.as_str());
+    let again = cli.json(&["--json", "api-key", "revoke", "--tenant", "acme", &id]);
+    assert_eq!(again["revoked_at"], revoked["revoked_at"], "revoking twice keeps the first time");
+    let listed = cli.json(&["--json", "api-key", "list", "--tenant", "acme"]);
+    assert_eq!(listed["keys"][0]["revoked_at"], revoked["revoked_at"]);
+
+    let bad = cli.run(&["api-key", "create", "--tenant", "acme", "--name", "x", "--allow-ip", "10.0.0.0/99"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}

@@ -203,6 +203,24 @@ impl TestApp {
         created
     }
 
+    /// Registers an app in `tenant`; returns its id and secret.
+    pub async fn add_app(&self, tenant: &str) -> (String, String) {
+        use secrecy::ExposeSecret as _;
+        let (secret, secret_hash) =
+            latchkey::credentials::AppSecrets::new(&self.latchkey.config.sealing_key).generate();
+        let record = latchkey::store::AppRecord {
+            app_id: latchkey::domain::AppId::generate(),
+            tenant_id: TenantId::parse(tenant).expect("valid tenant"),
+            name: Label::parse("test app").expect("valid"),
+            secret_hash,
+            created_at: latchkey::time::now_secs(),
+            revoked_at: None,
+        };
+        let outcome = self.latchkey.stores.apps.insert(&record).await.expect("app insert");
+        assert_eq!(outcome, latchkey::store::AddAppOutcome::Added);
+        (record.app_id.to_string(), secret.expose_secret().to_owned())
+    }
+
     /// Adds a tenant (the seeded one is `acme`).
     pub async fn add_tenant(&self, tenant: &str) {
         let record =
@@ -212,17 +230,25 @@ impl TestApp {
 
     /// Adds another user to the seeded tenant.
     pub async fn add_user(&self, email: &str, password: &str, scopes: &str) {
-        add_user(&self.latchkey, email, password, scopes).await;
+        add_user(&self.latchkey, TENANT, email, password, scopes).await;
+    }
+
+    /// Adds a user to `tenant` and logs them in; returns the access token.
+    pub async fn user_token(&self, tenant: &str, email: &str, scopes: &str) -> String {
+        add_user(&self.latchkey, tenant, email, PASSWORD, scopes).await;
+        let response = self.post_login(&login_body(email, PASSWORD)).await;
+        assert_eq!(response.status, StatusCode::OK, "login failed: {}", response.body);
+        response.json()["access_token"].as_str().expect("access token").to_owned()
     }
 }
 
-async fn add_user(latchkey: &Latchkey, email: &str, password: &str, scopes: &str) {
+async fn add_user(latchkey: &Latchkey, tenant: &str, email: &str, password: &str, scopes: &str) {
     let hash = latchkey::password::hash_password(Password::parse_new(password.to_owned()).expect("valid password"))
         .await
         .expect("hashes");
     let user = UserRecord {
         user_id: UserId::generate(),
-        tenant_id: TenantId::parse(TENANT).expect("valid tenant"),
+        tenant_id: TenantId::parse(tenant).expect("valid tenant"),
         email: Email::parse(email).expect("valid email"),
         password_hash: hash,
         scopes: Scopes::parse(scopes).expect("valid scopes"),
@@ -235,7 +261,7 @@ async fn add_user(latchkey: &Latchkey, email: &str, password: &str, scopes: &str
 async fn seed(latchkey: &Latchkey) {
     let tenant = TenantRecord { tenant_id: TenantId::parse(TENANT).expect("valid"), plan: Plan::Pro, created_at: 0 };
     assert!(latchkey.stores.tenants.insert(&tenant).await.expect("tenant insert"));
-    add_user(latchkey, EMAIL, PASSWORD, SCOPES).await;
+    add_user(latchkey, TENANT, EMAIL, PASSWORD, SCOPES).await;
 }
 
 /// What [`TestApp::add_api_key`] creates.

@@ -182,19 +182,51 @@ async fn malformed_requests_get_json_errors_with_the_right_status() {
     app.login_ok().await;
 }
 
+fn with_app(app_id: &str, secret: &str, email: &str) -> lambda_http::Request {
+    request(
+        "/v1/auth/login",
+        "POST",
+        &[("content-type", "application/json"), ("x-app-id", app_id), ("x-app-secret", secret)],
+        &login_body(email, PASSWORD),
+        "198.51.100.1",
+    )
+}
+
 #[tokio::test]
-async fn invalid_app_credentials_are_refused() {
+async fn app_credentials_set_client_id_and_wrong_ones_are_refused() {
     let app = TestApp::spawn().await;
-    let response = app
-        .login_request(request(
-            "/v1/auth/login",
-            "POST",
-            &[("content-type", "application/json"), ("x-app-id", "app_unknown"), ("x-app-secret", "nope")],
-            &login_body(EMAIL, PASSWORD),
-            "198.51.100.1",
-        ))
-        .await;
-    response.assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let (app_id, secret) = app.add_app(TENANT).await;
+    app.latchkey.issuer.keys().signing_key().await.expect("signing key");
+    app.calls.take();
+    let response = app.login_request(with_app(&app_id, &secret, EMAIL)).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(app.calls.take(), ["BatchGetItem", "PutItem"], "the app is read with the user");
+    let body = response.json();
+    let claims = app.latchkey.issuer.verify(body["access_token"].as_str().expect("token")).await.expect("verifies");
+    assert_eq!(claims.client_id.as_deref(), Some(app_id.as_str()));
+    // The refresh family keeps the app as the client.
+    let refreshed = app.post_refresh(body["refresh_token"].as_str().expect("refresh token")).await.json();
+    let claims = app.latchkey.issuer.verify(refreshed["access_token"].as_str().expect("token")).await.expect("ok");
+    assert_eq!(claims.client_id.as_deref(), Some(app_id.as_str()));
+
+    let (_, other_secret) = app.add_app(TENANT).await;
+    for (name, id, secret) in [
+        ("wrong secret", app_id.as_str(), other_secret.as_str()),
+        ("unknown app", "app_aaaaaaaaaaaaaaaaaaaaaaaaaa", secret.as_str()),
+        ("malformed id", "app_unknown", "nope"),
+    ] {
+        let response = app.login_request(with_app(id, secret, EMAIL)).await;
+        response.assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+        assert!(response.body.contains("app id or app secret"), "{name}: {}", response.body);
+    }
+
+    // An app of another tenant: the same answer as a wrong password.
+    app.add_tenant("globex").await;
+    let (globex_app, globex_secret) = app.add_app("globex").await;
+    let cross = app.login_request(with_app(&globex_app, &globex_secret, EMAIL)).await;
+    let wrong_password = app.post_login(&login_body(EMAIL, "not the password")).await;
+    cross.assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert_eq!(cross.body, wrong_password.body);
 }
 
 fn throttled(max_failures: u32, lockout_seconds: u32) -> Options {
