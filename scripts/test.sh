@@ -15,8 +15,9 @@ source scripts/lib/ephemeral-dynamodb.sh
 
 # The function binaries exactly as `cargo lambda watch` builds them
 # (`cargo run --bin NAME`), so the end-to-end test starts them at once.
-cargo build -p login --bin login
-cargo build -p refresh --bin refresh
+for function in login refresh token keys; do
+    cargo build -p "$function" --bin "$function"
+done
 cargo test --workspace --no-run
 log="$(mktemp)"
 ephemeral_cleanup='rm -f "$log"'

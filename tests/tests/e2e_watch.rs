@@ -1,13 +1,15 @@
-//! End to end over real HTTP: the login and refresh functions run under
-//! `cargo lambda watch` (the Lambda runtime emulator), against DynamoDB Local.
-//! `make test` installs cargo-lambda and pre-builds the function binaries.
+//! End to end over real HTTP: the functions run under `cargo lambda watch`
+//! (the Lambda runtime emulator), against DynamoDB Local, driven by Rust and
+//! by third-party Python clients (PyJWT, authlib). `make test` installs
+//! cargo-lambda and those clients, and pre-builds the function binaries.
 
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use latchkey_tests::{EMAIL, PASSWORD, TestApp, function_env, login_body};
+use latchkey_tests::{EMAIL, PASSWORD, TENANT, TestApp, TestKey, function_env, login_body};
+use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
 /// `cargo lambda watch`, stopped with SIGTERM (which also stops the
@@ -65,6 +67,37 @@ fn start_watch(table: &str) -> Watch {
     watch
 }
 
+fn agent() -> ureq::Agent {
+    // The first request to each function starts it (a pre-built binary).
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(300)))
+        .build()
+        .into()
+}
+
+/// The Python of `.tools/venv`, where `make test` installs the clients.
+fn python() -> std::path::PathBuf {
+    let tools = std::env::var_os("LATCHKEY_TOOLS_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").join(".tools"),
+        std::path::PathBuf::from,
+    );
+    tools.join("venv/bin/python")
+}
+
+/// Runs `tests/interop/<script>` and returns its stdout.
+fn run_python(script: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop").join(script);
+    let output = Command::new(python()).arg(&path).args(args).output().unwrap_or_else(|err| {
+        panic!(
+            "cannot run {} ({err}): run the tests with `make test`, which installs the Python clients",
+            python().display()
+        )
+    });
+    assert!(output.status.success(), "{script} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+}
+
 struct Reply {
     status: u16,
     body: Value,
@@ -90,12 +123,7 @@ fn login_refresh_and_reuse_over_http_through_cargo_lambda_watch() {
     // A fresh table, seeded, that the functions under watch will use.
     let app = runtime.block_on(TestApp::spawn());
     let watch = start_watch(app.table.name());
-    // The first request to each function starts it (a pre-built binary).
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(300)))
-        .build()
-        .into();
+    let agent = agent();
     let login_url = format!("{}/login/v1/auth/login", watch.base);
     let refresh_url = format!("{}/refresh/v1/auth/refresh", watch.base);
 
@@ -125,5 +153,50 @@ fn login_refresh_and_reuse_over_http_through_cargo_lambda_watch() {
     let wrong = post(&agent, &login_url, &login_body(EMAIL, "wrong password"));
     assert_eq!(wrong.status, 401);
     assert_eq!(wrong.body["error"], "invalid_credentials");
+    drop(watch);
+}
+
+#[test]
+fn third_party_clients_exchange_api_keys_over_http() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let app = runtime.block_on(TestApp::spawn());
+    let created = runtime.block_on(app.add_api_key(TestKey::default()));
+    let (key_id, key) = (created.view.id.clone(), created.key.expose_secret().to_owned());
+    let secret = key.rsplit('_').next().expect("secret part").to_owned();
+    let watch = start_watch(app.table.name());
+    let agent = agent();
+    let token_url = format!("{}/token/v1/auth/token", watch.base);
+    let verify = |token: &str| runtime.block_on(app.latchkey.issuer.verify(token)).expect("access token verifies");
+
+    // PyJWT, exactly as the SDK docs write it, sent as a bare bearer token.
+    let assertion = run_python("sdk_assertion.py", &[&key_id, &secret]);
+    let mut response = agent
+        .post(&token_url)
+        .header("authorization", &format!("Bearer {assertion}"))
+        .send_empty()
+        .unwrap_or_else(|err| panic!("POST {token_url}: {err}"));
+    let status = response.status().as_u16();
+    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("JSON");
+    assert_eq!(status, 200, "{body}");
+    let claims = verify(body["access_token"].as_str().expect("access token"));
+    assert_eq!((claims.sub.as_str(), claims.tid.as_str()), (key_id.as_str(), TENANT));
+    assert_eq!(claims.client_id.as_deref(), Some(key_id.as_str()));
+    assert!(body["refresh_token"].as_str().is_some());
+    // The same assertion again, as RFC 7523 form parameters: spent.
+    let form = format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}");
+    let mut replay = agent
+        .post(&token_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send(&form)
+        .expect("replay answered");
+    assert_eq!(replay.status().as_u16(), 401, "{}", replay.body_mut().read_to_string().unwrap_or_default());
+
+    // authlib's OAuth2Session, unmodified: client_credentials over HTTP Basic.
+    let token = run_python("oauth_client_credentials.py", &[&token_url, &key_id, &key, "orders:read"]);
+    let token: Value = serde_json::from_str(&token).expect("authlib printed JSON");
+    assert!(token.get("refresh_token").is_none(), "{token}");
+    let claims = verify(token["access_token"].as_str().expect("access token"));
+    assert_eq!(claims.scope, "orders:read");
+    assert_eq!(claims.client_id.as_deref(), Some(key_id.as_str()));
     drop(watch);
 }
