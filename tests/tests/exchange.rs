@@ -469,3 +469,27 @@ async fn dynamodb_unreachable_is_503_for_an_exchange() {
     response.assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     assert_eq!(response.header("retry-after"), Some("1"));
 }
+
+#[tokio::test]
+async fn revoking_a_key_ends_the_sessions_it_started() {
+    let app = TestApp::spawn().await;
+    let key = key(&app, TestKey::default()).await;
+    let tokens = app
+        .post_token(&json!({"grant_type": "api_key", "api_key_id": key.id, "api_key_secret": key.secret}))
+        .await
+        .json();
+    let first = tokens["refresh_token"].as_str().expect("refresh token");
+    app.calls.take();
+    let rotated = app.post_refresh(first).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let mut calls = app.calls.take();
+    calls.sort();
+    assert_eq!(calls, ["GetItem", "UpdateItem"], "the key is read alongside the rotation");
+
+    let tenant = latchkey::domain::TenantId::parse(TENANT).expect("valid");
+    app.keys.revoke_in_tenant(&tenant, &key.id).await.expect("revoked");
+    let second = rotated.json()["refresh_token"].as_str().expect("refresh token").to_owned();
+    let refused = app.post_refresh(&second).await;
+    refused.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    assert!(refused.body.contains("API key"), "{}", refused.body);
+}
