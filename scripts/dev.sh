@@ -2,7 +2,7 @@
 # `make dev`: run Latchkey locally.
 #   - installs cargo-lambda and DynamoDB Local into .tools/ when missing
 #   - starts DynamoDB Local on 127.0.0.1:8000 (in memory)
-#   - creates the table, seeds tenant `demo` and user demo@example.com
+#   - creates the table, seeds tenant `demo`, user demo@example.com, an app and an API key
 #   - runs `cargo lambda watch` on 127.0.0.1:9000 and prints curl lines
 # Ctrl-C stops the functions and DynamoDB Local.
 set -euo pipefail
@@ -25,13 +25,23 @@ set +a
 
 echo "dev: building (the first build takes a few minutes)" >&2
 cargo build -p latchkey-cli
-cargo build -p login --bin login
-cargo build -p refresh --bin refresh
+for function in login refresh token keys; do
+    cargo build -p "$function" --bin "$function"
+done
 latchkey=target/debug/latchkey
 "$latchkey" table create
 "$latchkey" tenant add demo --plan pro --exists-ok
 printf '%s\n' "$DEMO_PASSWORD" |
-    "$latchkey" user add --tenant demo --email "$DEMO_EMAIL" --password-stdin --scopes "keys:write profile" --exists-ok
+    "$latchkey" user add --tenant demo --email "$DEMO_EMAIL" --password-stdin \
+        --scopes "keys:write keys:read orders:read orders:write profile" --exists-ok
+# A fresh app and API key on every start (their secrets are shown only once).
+json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+app_json="$("$latchkey" --json app add --tenant demo --name "Demo web app")"
+app_id="$(json_field app_id <<<"$app_json")"
+app_secret="$(json_field app_secret <<<"$app_json")"
+key_json="$("$latchkey" --json api-key create --tenant demo --name "Demo worker" --scopes "orders:read orders:write")"
+key_id="$(json_field id <<<"$key_json")"
+api_key="$(json_field key <<<"$key_json")"
 
 base="http://127.0.0.1:$WATCH_PORT/lambda-url"
 cat <<INFO
@@ -49,6 +59,26 @@ Demo user: $DEMO_EMAIL / $DEMO_PASSWORD (tenant demo)
 
   # revoke the session (RFC 7009)
   curl -s $base/refresh/v1/auth/revoke -H 'content-type: application/json' -d '{"token":"rt_..."}'
+
+  # log in through an app: the access token's client_id is the app
+  curl -s $base/login/v1/auth/login -H 'content-type: application/json' \\
+       -H 'X-App-Id: $app_id' -H 'X-App-Secret: $app_secret' \\
+       -d '{"email":"$DEMO_EMAIL","password":"$DEMO_PASSWORD"}'
+
+  # exchange the demo API key ($key_id) for tokens
+  curl -s $base/token/v1/auth/token -H 'content-type: application/json' \\
+       -d '{"grant_type":"api_key","api_key_id":"$key_id","api_key_secret":"$api_key"}'
+
+  # the same key as an OAuth2 client (client_credentials, HTTP Basic)
+  curl -s $base/token/v1/auth/token -u '$key_id:$api_key' -d grant_type=client_credentials
+
+  # who am I (with the API key, or with -H 'Authorization: Bearer <access_token>')
+  curl -s $base/keys/v1/me -H 'X-API-Key: $api_key' -H 'X-Tenant-ID: demo'
+
+  # create and list API keys with the demo user's access token (scope keys:write)
+  curl -s $base/keys/v1/api-keys -H 'Authorization: Bearer <access_token>' \\
+       -H 'content-type: application/json' -d '{"name":"ci","scopes":["orders:read"],"expires_in":86400}'
+  curl -s $base/keys/v1/api-keys -H 'Authorization: Bearer <access_token>'
 
   # inspect an access token
   set -a; . dev/local.env; set +a; $latchkey token inspect <access_token>
