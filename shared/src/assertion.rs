@@ -21,7 +21,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::credentials::ApiKeySecrets;
+use crate::credentials::{ApiKeySecrets, hex};
 use crate::crypto::{MacKey, b64url_decode};
 use crate::domain::ApiKeyId;
 use crate::error::ApiError;
@@ -210,7 +210,7 @@ impl AssertionVerifier {
             Some(jti) => self.replay_mac.sign(&[key_id.as_str().as_bytes(), b"jti", jti.as_bytes()]),
             None => self.replay_mac.sign(&[key_id.as_str().as_bytes(), b"sig", &signature]),
         };
-        let replay_id = replay_id[..20].iter().map(|b| format!("{b:02x}")).collect();
+        let replay_id = hex(&replay_id[..20]);
         Ok(VerifiedAssertion { key_id, expires_at: exp + LEEWAY_SECS, replay_id })
     }
 }
@@ -251,9 +251,9 @@ mod tests {
         let now = 1_800_000_000;
         for key in [secrets.secret(&id), secrets.key_string(&id, Stage::Live), secrets.key_string(&id, Stage::Test)] {
             let token = sign(&header(&id), &claims(&id, now, now + 300), key.expose_secret().as_bytes());
-            let verified = verifier.verify(&token, &secrets, now).expect("valid");
-            assert_eq!(verified.key_id, id);
-            assert_eq!(verified.expires_at, now + 300 + LEEWAY_SECS);
+            let accepted = verifier.verify(&token, &secrets, now).expect("valid");
+            assert_eq!(accepted.key_id, id);
+            assert_eq!(accepted.expires_at, now + 300 + LEEWAY_SECS);
         }
     }
 

@@ -32,7 +32,7 @@ fn base32_256(bytes: &[u8; 32]) -> String {
     base32(high) + &base32(low)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
         use std::fmt::Write as _;
         let _ = write!(out, "{b:02x}");

@@ -226,16 +226,13 @@ pub struct IpNetwork {
 impl IpNetwork {
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let bad = || invalid(format!("`{}` is not an IP address or CIDR block", raw.escape_debug()));
-        let (address, prefix) = match raw.trim().split_once('/') {
-            Some((address, prefix)) => {
-                let address: IpAddr = address.parse().map_err(|_| bad())?;
-                let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-                (address, prefix)
-            }
-            None => {
-                let address: IpAddr = raw.trim().parse().map_err(|_| bad())?;
-                (address, if address.is_ipv4() { 32 } else { 128 })
-            }
+        let (address, prefix) = if let Some((address, prefix)) = raw.trim().split_once('/') {
+            let address: IpAddr = address.parse().map_err(|_| bad())?;
+            let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+            (address, prefix)
+        } else {
+            let address: IpAddr = raw.trim().parse().map_err(|_| bad())?;
+            (address, if address.is_ipv4() { 32 } else { 128 })
         };
         let max = if address.is_ipv4() { 32 } else { 128 };
         if prefix > max {

@@ -12,24 +12,27 @@ use serde_json::{Value, json};
 const FORM: &str = "application/x-www-form-urlencoded";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
-struct Key {
+/// An API key as its holder sees it.
+struct Held {
     id: String,
+    /// The whole key string.
     key: String,
+    /// The secret part alone.
     secret: String,
 }
 
-async fn key(app: &TestApp, spec: TestKey) -> Key {
+async fn key(app: &TestApp, spec: TestKey) -> Held {
     let created = app.add_api_key(spec).await;
     let key = created.key.expose_secret().to_owned();
     let secret = key.rsplit('_').next().expect("secret part").to_owned();
-    Key { id: created.view.id, key, secret }
+    Held { id: created.view.id, key, secret }
 }
 
 fn assertion_claims(id: &str, iat: u64, exp: u64) -> Value {
     json!({"sub": id, "iat": iat, "exp": exp, "iss": "sdk"})
 }
 
-fn fresh_assertion(key: &Key) -> String {
+fn fresh_assertion(key: &Held) -> String {
     let now = now_secs();
     client_assertion(&key.id, &assertion_claims(&key.id, now, now + 300), key.secret.as_bytes())
 }

@@ -87,9 +87,9 @@ fn read_grant(params: TokenParams, header: Option<Authorization>) -> Result<Gran
         }),
         GrantType::ClientCredentials => client_credentials(params, header),
         GrantType::JwtBearer => {
-            let assertion = match (params.assertion, header) {
-                (Some(assertion), _) | (None, Some(Authorization::Bearer(assertion))) => assertion,
-                _ => return Err(ApiError::InvalidRequest("assertion is required for this grant_type".into())),
+            let ((Some(assertion), _) | (None, Some(Authorization::Bearer(assertion)))) = (params.assertion, header)
+            else {
+                return Err(ApiError::InvalidRequest("assertion is required for this grant_type".into()));
             };
             Ok(Grant::JwtBearer { assertion })
         }
