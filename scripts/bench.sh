@@ -23,7 +23,8 @@ source scripts/lib/ephemeral-dynamodb.sh
 cargo_profile=()
 [[ "$profile" == "release" ]] && cargo_profile=(--release)
 # Each function exactly as it ships (its own feature set), then the bench.
-cargo build "${cargo_profile[@]}" -p login --bin login
-cargo build "${cargo_profile[@]}" -p refresh --bin refresh
+for function in login refresh token; do
+    cargo build "${cargo_profile[@]}" -p "$function" --bin "$function"
+done
 cargo build "${cargo_profile[@]}" -p latchkey-bench
 "target/$profile/latchkey-bench" --profile "$profile" "$@"

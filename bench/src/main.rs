@@ -1,10 +1,13 @@
 //! `make bench`: Latchkey's performance, measured in one run against the
-//! floor of the same run (one GetItem and one conditional UpdateItem from the
-//! same SDK client against the same DynamoDB Local).
+//! floor of the same run (one GetItem, one conditional UpdateItem, and one
+//! GetItem followed by one PutItem, from the same SDK client against the same
+//! DynamoDB Local).
 //!
-//! Measures, for login and refresh: warm latency p50/p99 through the real
-//! handlers (API Gateway v2 event JSON in, response out), CPU time per
-//! request, DynamoDB calls per operation (counted by an SDK interceptor);
+//! Measures, for login, refresh and the token exchange (`client_credentials`
+//! and `api_key` grants): warm latency p50/p99 through the real handlers (API
+//! Gateway v2 event JSON in, response out), DynamoDB calls per operation
+//! (counted by an SDK interceptor); for login and refresh, CPU time per
+//! request;
 //! per function: cold start under a Lambda Runtime API emulator and peak RSS;
 //! and the arm64 zip size from `cargo lambda build`. Floor and endpoints are
 //! measured in alternating rounds (A/B/A/B) so machine noise hits both.
@@ -26,10 +29,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use latchkey_tests::{EMAIL, Options, PASSWORD, TestApp, dynamodb_endpoint, event_json, function_env, login_body};
+use latchkey_tests::{
+    EMAIL, Options, PASSWORD, TestApp, TestKey, dynamodb_endpoint, event_json, function_env, login_body,
+};
+use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
-use crate::report::{ColdStartResult, Report, Target, ZipResult};
+use crate::report::{CallCount, ColdStartResult, Report, Target, ZipResult};
 use crate::stats::{Samples, ms, process_cpu};
 
 #[derive(Debug)]
@@ -57,7 +63,7 @@ impl Args {
         Ok(args)
     }
 
-    /// Rounds, floor/refresh operations per round, logins per round.
+    /// Rounds, floor/refresh/exchange operations per round, logins per round.
     fn sizes(&self) -> (usize, usize, usize) {
         if self.quick { (2, 10, 2) } else { (10, 60, 6) }
     }
@@ -168,8 +174,10 @@ impl Driver<'_> {
         Ok(elapsed)
     }
 
-    async fn floor_get(&self) -> Result<Duration, String> {
-        let started = Instant::now();
+    /// One strongly consistent GetItem (`consistent_read(true)`, as in the
+    /// store's `Table::get`, which reads the API key for the token exchange)
+    /// of the seeded user's profile item, of the same order of size as a key's.
+    async fn get_profile(&self) -> Result<(), String> {
         self.app
             .table
             .client()
@@ -181,6 +189,45 @@ impl Driver<'_> {
             .send()
             .await
             .map_err(|e| format!("floor GetItem: {e}"))?;
+        Ok(())
+    }
+
+    async fn floor_get(&self) -> Result<Duration, String> {
+        let started = Instant::now();
+        self.get_profile().await?;
+        Ok(started.elapsed())
+    }
+
+    /// The calls of an `api_key` exchange, one after the other: the same
+    /// consistent GetItem as [`Self::floor_get`], then a PutItem of an item
+    /// shaped like a new refresh family (same attributes, same sizes) to a
+    /// fresh key, conditional on its absence as the family's insert is.
+    async fn floor_get_put(&self) -> Result<Duration, String> {
+        let id = latchkey::crypto::random_id();
+        let now = latchkey::time::now_secs();
+        let n = |value: u64| AttributeValue::N(value.to_string());
+        let started = Instant::now();
+        self.get_profile().await?;
+        self.app
+            .table
+            .client()
+            .put_item()
+            .table_name(self.app.table.name())
+            .item("pk", AttributeValue::S(format!("BENCHPUT#{id}")))
+            .item("sk", AttributeValue::S("FAMILY".into()))
+            .item("sub", AttributeValue::S(id.clone()))
+            .item("tenant_id", AttributeValue::S(latchkey_tests::TENANT.into()))
+            .item("scope", AttributeValue::S(TestKey::default().scopes.into()))
+            .item("env", AttributeValue::S("test".into()))
+            .item("client_id", AttributeValue::S(id))
+            .item("generation", n(0))
+            .item("created_at", n(now))
+            .item("expires_at", n(now + 30 * 86_400))
+            .item("absolute_expires_at", n(now + 90 * 86_400))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| format!("floor PutItem: {e}"))?;
         Ok(started.elapsed())
     }
 
@@ -206,6 +253,70 @@ impl Driver<'_> {
     }
 }
 
+/// The token endpoint, driven like [`Driver`]: one API key per grant, so each
+/// grant's `last_used_at` stamp (at most once a minute per key, concurrent
+/// with the critical call) is its own.
+struct Exchanger<'a> {
+    app: &'a TestApp,
+    /// `client_credentials`: one consistent GetItem.
+    client_credentials_body: String,
+    /// `api_key`: GetItem, then the refresh family's PutItem (signing meanwhile).
+    api_key_body: String,
+}
+
+/// A new API key's id and its secret part (what follows the last `_`).
+async fn api_key_credentials(app: &TestApp) -> Result<(String, String), String> {
+    let created = app.add_api_key(TestKey::default()).await;
+    let secret = created.key.expose_secret().rsplit('_').next().ok_or("an API key without a secret part")?.to_owned();
+    Ok((created.view.id, secret))
+}
+
+impl<'a> Exchanger<'a> {
+    async fn new(app: &'a TestApp) -> Result<Self, String> {
+        let (cc_id, cc_secret) = api_key_credentials(app).await?;
+        let (key_id, key_secret) = api_key_credentials(app).await?;
+        Ok(Self {
+            app,
+            client_credentials_body: client_credentials_body(&cc_id, &cc_secret),
+            api_key_body: serde_json::json!({
+                "grant_type": "api_key", "api_key_id": key_id, "api_key_secret": key_secret,
+            })
+            .to_string(),
+        })
+    }
+
+    async fn exchange(&self, what: &str, body: &str) -> Result<(Duration, Value), String> {
+        let event = json_event(token::PATH, body);
+        let started = Instant::now();
+        let request = lambda_http::request::from_str(&event).map_err(|e| e.to_string())?;
+        let response = token::handle(&self.app.exchange, self.app.max_body(), request).await;
+        let elapsed = started.elapsed();
+        let body = expect_ok(what, &response)?;
+        if body["access_token"].as_str().is_none() {
+            return Err(format!("{what}: no access_token in {body}"));
+        }
+        Ok((elapsed, body))
+    }
+
+    async fn client_credentials(&self) -> Result<Duration, String> {
+        let (elapsed, body) = self.exchange("exchange client_credentials", &self.client_credentials_body).await?;
+        if body.get("refresh_token").is_some() {
+            return Err(format!("exchange client_credentials: a refresh token in {body}"));
+        }
+        Ok(elapsed)
+    }
+
+    async fn api_key(&self) -> Result<Duration, String> {
+        let (elapsed, body) = self.exchange("exchange api_key", &self.api_key_body).await?;
+        token_of(&body)?;
+        Ok(elapsed)
+    }
+}
+
+fn client_credentials_body(id: &str, secret: &str) -> String {
+    serde_json::json!({ "grant_type": "client_credentials", "client_id": id, "client_secret": secret }).to_string()
+}
+
 async fn argon2_alone(app: &TestApp) -> Result<Duration, String> {
     let email = latchkey::domain::Email::parse(EMAIL).map_err(|e| e.0)?;
     let user = app.latchkey.stores.users.get(&email).await.map_err(|e| e.to_string())?.ok_or("seeded user missing")?;
@@ -221,15 +332,19 @@ async fn argon2_alone(app: &TestApp) -> Result<Duration, String> {
 struct Latencies {
     floor_get: Samples,
     floor_update: Samples,
+    floor_get_put: Samples,
     refresh: Samples,
     refresh_sequential: Samples,
     login: Samples,
     argon2: Samples,
+    exchange_client_credentials: Samples,
+    exchange_api_key: Samples,
 }
 
 async fn measure_latencies(
     driver: &mut Driver<'_>,
     sequential: &mut Driver<'_>,
+    exchanger: &Exchanger<'_>,
     args: &Args,
 ) -> Result<Latencies, String> {
     let (rounds, ops, logins) = args.sizes();
@@ -237,13 +352,18 @@ async fn measure_latencies(
     for round in 0..rounds {
         progress(&format!("latency round {}/{rounds}", round + 1));
         let (mut get, mut update, mut refresh, mut login, mut argon) = (vec![], vec![], vec![], vec![], vec![]);
-        let mut refresh_sequential = vec![];
-        // Interleave A and B within the round too, op by op.
+        let (mut refresh_sequential, mut get_put, mut client_credentials, mut api_key) =
+            (vec![], vec![], vec![], vec![]);
+        // Interleave A and B within the round too, op by op: each operation
+        // next to its floor.
         for _ in 0..ops {
             update.push(driver.floor_update().await?);
             refresh.push(driver.refresh().await?);
             refresh_sequential.push(sequential.refresh().await?);
             get.push(driver.floor_get().await?);
+            client_credentials.push(exchanger.client_credentials().await?);
+            get_put.push(driver.floor_get_put().await?);
+            api_key.push(exchanger.api_key().await?);
         }
         for _ in 0..logins {
             login.push(driver.login().await?.0);
@@ -251,6 +371,9 @@ async fn measure_latencies(
         }
         out.floor_get.extend_round(get);
         out.floor_update.extend_round(update);
+        out.floor_get_put.extend_round(get_put);
+        out.exchange_client_credentials.extend_round(client_credentials);
+        out.exchange_api_key.extend_round(api_key);
         out.refresh.extend_round(refresh);
         out.refresh_sequential.extend_round(refresh_sequential);
         out.login.extend_round(login);
@@ -259,14 +382,43 @@ async fn measure_latencies(
     Ok(out)
 }
 
-/// DynamoDB calls of one warm login and one warm refresh.
-async fn count_calls(driver: &mut Driver<'_>) -> Result<(Vec<String>, Vec<String>), String> {
-    driver.app.calls.take();
+/// DynamoDB calls of one warm login, refresh and exchange of each grant.
+async fn count_calls(driver: &mut Driver<'_>, exchanger: &Exchanger<'_>) -> Result<Vec<CallCount>, String> {
+    let calls = &driver.app.calls;
+    calls.take();
     driver.login().await?;
-    let login_calls = driver.app.calls.take();
+    let login = calls.take();
     driver.refresh().await?;
-    let refresh_calls = driver.app.calls.take();
-    Ok((login_calls, refresh_calls))
+    let refresh = calls.take();
+    // Warm: the key's `last_used_at` is stamped at most once a minute. Should
+    // this exchange be the one that stamps (the minute just turned), the next
+    // one cannot be; a stamp on every exchange would still show.
+    let mut client_credentials = Vec::new();
+    let mut api_key = Vec::new();
+    for _ in 0..2 {
+        exchanger.client_credentials().await?;
+        client_credentials = calls.take();
+        if !client_credentials.iter().any(|call| call == "UpdateItem") {
+            break;
+        }
+    }
+    for _ in 0..2 {
+        exchanger.api_key().await?;
+        api_key = calls.take();
+        if !api_key.iter().any(|call| call == "UpdateItem") {
+            break;
+        }
+    }
+    Ok(vec![
+        CallCount::new("login", login),
+        CallCount::new("refresh", refresh),
+        CallCount::new("exchange client_credentials", client_credentials),
+        CallCount::new("exchange api_key", api_key),
+    ])
+}
+
+fn calls_of<'c>(counts: &'c [CallCount], operation: &str) -> &'c [String] {
+    counts.iter().find(|c| c.operation == operation).map_or(&[], |c| c.calls.as_slice())
 }
 
 /// CPU per refresh with each signing algorithm, and per login (RS256).
@@ -302,7 +454,11 @@ async fn measure_cpu(args: &Args) -> Result<Vec<(String, Duration)>, String> {
     Ok(out)
 }
 
-async fn measure_cold_starts(app: &TestApp, args: &Args) -> Result<Vec<ColdStartResult>, String> {
+async fn measure_cold_starts(
+    app: &TestApp,
+    exchanger: &Exchanger<'_>,
+    args: &Args,
+) -> Result<Vec<ColdStartResult>, String> {
     let runs = args.cold_runs();
     let binaries = workspace_root().join("target").join(&args.profile);
     let env = function_env(app.table.name());
@@ -314,21 +470,29 @@ async fn measure_cold_starts(app: &TestApp, args: &Args) -> Result<Vec<ColdStart
         refresh_events.push(json_event("/v1/auth/refresh", &refresh_body(&token_of(&driver.login().await?.1)?)));
     }
     let login_event = json_event("/v1/auth/login", &login_body(EMAIL, PASSWORD));
+    // The token function: a client_credentials exchange, repeatable with the
+    // same key (a fresh process stamps the key's last_used_at concurrently on
+    // its first exchange, as a real cold start would).
+    let token_event = json_event(token::PATH, &exchanger.client_credentials_body);
 
     let mut results = Vec::new();
-    for function in ["login", "refresh"] {
+    for function in FUNCTIONS {
         let binary = binaries.join(function);
         if !binary.exists() {
+            let release = if args.profile == "release" { " --release" } else { "" };
             return Err(format!(
-                "{} is missing: build it with `cargo build --profile {} -p {function}`",
+                "{} is missing: build it with `cargo build{release} -p {function} --bin {function}`",
                 binary.display(),
-                args.profile
             ));
         }
         progress(&format!("cold start, {function} ×{runs}"));
         let mut runs_out = Vec::with_capacity(runs);
         for refresh_event in &refresh_events {
-            let event = if function == "login" { login_event.clone() } else { refresh_event.clone() };
+            let event = match function {
+                "login" => login_event.clone(),
+                "refresh" => refresh_event.clone(),
+                _ => token_event.clone(),
+            };
             // The emulator is blocking std code: keep it off the async thread.
             let (binary, env) = (binary.clone(), env.clone());
             let run = tokio::task::spawn_blocking(move || {
@@ -349,11 +513,15 @@ async fn measure_cold_starts(app: &TestApp, args: &Args) -> Result<Vec<ColdStart
     Ok(results)
 }
 
+/// The functions whose cold start and zip are measured.
+const FUNCTIONS: [&str; 3] = ["login", "refresh", "token"];
+
 fn measure_zips() -> Result<Vec<ZipResult>, String> {
     progress("cargo lambda build --release --arm64 --output-format zip (slow: a full cross build)");
     let started = Instant::now();
     let status = std::process::Command::new("cargo")
-        .args(["lambda", "build", "--release", "--arm64", "--output-format", "zip", "-p", "login", "-p", "refresh"])
+        .args(["lambda", "build", "--release", "--arm64", "--output-format", "zip"])
+        .args(FUNCTIONS.iter().flat_map(|function| ["-p", function]))
         .current_dir(workspace_root())
         .status()
         .map_err(|e| format!("cannot run cargo lambda (use `make bench`, which installs it): {e}"))?;
@@ -361,7 +529,7 @@ fn measure_zips() -> Result<Vec<ZipResult>, String> {
         return Err(format!("cargo lambda build failed: {status}"));
     }
     let build_time = started.elapsed();
-    ["login", "refresh"]
+    FUNCTIONS
         .iter()
         .map(|function| {
             let zip = workspace_root().join("target/lambda").join(function).join("bootstrap.zip");
@@ -375,14 +543,20 @@ async fn run(args: &Args) -> Result<Report, String> {
     progress(&format!("DynamoDB Local at {}; profile {}; quick: {}", dynamodb_endpoint(), args.profile, args.quick));
     let app = TestApp::spawn().await;
     let mut driver = Driver { app: &app, email: EMAIL, refresh_token: String::new() };
+    let exchanger = Exchanger::new(&app).await?;
     progress("warming up");
     driver.refresh_token = token_of(&driver.login().await?.1)?;
     for _ in 0..20 {
         driver.floor_get().await?;
         driver.floor_update().await?;
+        driver.floor_get_put().await?;
         driver.refresh().await?;
+        exchanger.client_credentials().await?;
+        exchanger.api_key().await?;
     }
-    let (login_calls, refresh_calls) = count_calls(&mut driver).await?;
+    let calls = count_calls(&mut driver, &exchanger).await?;
+    let (login_calls, refresh_calls) = (calls_of(&calls, "login"), calls_of(&calls, "refresh"));
+    let client_credentials_calls = calls_of(&calls, "exchange client_credentials");
     app.add_user(WIDE_EMAIL, PASSWORD, &wide_scopes()).await;
     let mut sequential = Driver { app: &app, email: WIDE_EMAIL, refresh_token: String::new() };
     sequential.refresh_token = token_of(&sequential.login().await?.1)?;
@@ -393,9 +567,9 @@ async fn run(args: &Args) -> Result<Report, String> {
     for _ in 0..20 {
         sequential.refresh().await?;
     }
-    let latencies = measure_latencies(&mut driver, &mut sequential, args).await?;
+    let latencies = measure_latencies(&mut driver, &mut sequential, &exchanger, args).await?;
     let cpu = measure_cpu(args).await?;
-    let cold = measure_cold_starts(&app, args).await?;
+    let cold = measure_cold_starts(&app, &exchanger, args).await?;
     let zips = if args.skip_zip { Vec::new() } else { measure_zips()? };
 
     let l = &latencies;
@@ -419,7 +593,16 @@ async fn run(args: &Args) -> Result<Report, String> {
             format!("{:.3} ms", ms(refresh_cpu)),
             refresh_cpu <= Duration::from_micros(1500),
         ),
-        Target::not_yet("exchange p50 ≤ 1.3× GetItem floor, 1 call", "the token function is not built yet"),
+        Target::new(
+            "exchange (client_credentials) p50 ≤ 1.3× GetItem floor p50",
+            format!("{:.2}×", ms(l.exchange_client_credentials.p50()) / ms(l.floor_get.p50())),
+            ms(l.exchange_client_credentials.p50()) <= 1.3 * ms(l.floor_get.p50()),
+        ),
+        Target::new(
+            "exchange (client_credentials) makes exactly 1 DynamoDB call",
+            client_credentials_calls.join(", "),
+            client_credentials_calls.len() == 1,
+        ),
     ];
     for c in &cold {
         targets.push(Target::new(
@@ -440,15 +623,18 @@ async fn run(args: &Args) -> Result<Report, String> {
             z.bytes <= 4_000_000,
         ));
     }
-    Ok(Report::new(args.profile.clone(), args.quick, latencies_rows(&latencies), cpu, cold, zips, targets))
+    Ok(Report::new(args.profile.clone(), args.quick, latencies_rows(&latencies), cpu, cold, zips, targets)
+        .with_dynamodb_calls(calls))
 }
 
 fn latencies_rows(l: &Latencies) -> Vec<report::LatencyRow> {
     let update = l.floor_update.p50();
     let get = l.floor_get.p50();
+    let get_put = l.floor_get_put.p50();
     vec![
         report::LatencyRow::new("floor: GetItem (consistent)", &l.floor_get, None),
         report::LatencyRow::new("floor: conditional UpdateItem", &l.floor_update, None),
+        report::LatencyRow::new("floor: GetItem, then PutItem", &l.floor_get_put, None),
         report::LatencyRow::new("refresh (handler, event → response)", &l.refresh, Some(("UpdateItem", update))),
         report::LatencyRow::new(
             "refresh, signing after the write (A/B)",
@@ -461,5 +647,15 @@ fn latencies_rows(l: &Latencies) -> Vec<report::LatencyRow> {
             Some(("Get+Update+argon2id", get + update + l.argon2.p50())),
         ),
         report::LatencyRow::new("argon2id verify alone", &l.argon2, None),
+        report::LatencyRow::new(
+            "exchange client_credentials (handler, event → response)",
+            &l.exchange_client_credentials,
+            Some(("GetItem", get)),
+        ),
+        report::LatencyRow::new(
+            "exchange api_key (handler, event → response)",
+            &l.exchange_api_key,
+            Some(("GetItem+PutItem", get_put)),
+        ),
     ]
 }
