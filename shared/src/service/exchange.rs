@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::credentials::PresentedSecret;
 use crate::domain::{ApiKeyId, Principal, Scopes};
 use crate::error::ApiError;
-use crate::refresh_token::{FamilyId, RefreshTokenCodec};
+use crate::refresh_token::RefreshTokenCodec;
 use crate::service::api_keys::{ApiKeyAuthenticator, KeyRejection};
 use crate::service::tokens::{TokenIssuer, TokenResponse, family_response};
 use crate::store::{ApiKeyRecord, AssertionStore, RefreshFamily, RefreshFamilyStore, Stores};
@@ -182,17 +182,8 @@ impl ExchangeService {
         principal: Principal,
         now: u64,
     ) -> Result<TokenResponse, ApiError> {
-        let family = RefreshFamily {
-            family: FamilyId::generate(),
-            principal,
-            env: self.issuer.stage(),
-            generation: 0,
-            created_at: now,
-            rotated_at_ms: None,
-            expires_at: now + self.refresh_ttl,
-            absolute_expires_at: now + self.refresh_absolute_ttl,
-            revoked_at: None,
-        };
+        let family =
+            RefreshFamily::start(principal, self.issuer.stage(), now, self.refresh_ttl, self.refresh_absolute_ttl);
         let signing = self.issuer.issue_in_background(&family.principal, now).await?;
         let (stored, ()) =
             tokio::join!(self.families.insert(&family, None), self.authenticator.stamp_last_used(record, now));

@@ -16,7 +16,7 @@ use crate::crypto::MacKey;
 use crate::domain::{AppId, Email, Password};
 use crate::error::ApiError;
 use crate::password::verify_password;
-use crate::refresh_token::{FamilyId, RefreshTokenCodec};
+use crate::refresh_token::RefreshTokenCodec;
 use crate::service::tokens::{Principal, TokenIssuer, TokenResponse, family_response};
 use crate::store::{LoginThrottleStore, RefreshFamily, RefreshFamilyStore, Stores, ThrottleKey};
 use crate::time::now_secs;
@@ -144,22 +144,14 @@ impl LoginService {
             return Err(ApiError::InvalidCredentials(WRONG_PASSWORD));
         }
 
-        let family = RefreshFamily {
-            family: FamilyId::generate(),
-            principal: Principal {
-                sub: user.user_id.to_string(),
-                tenant_id: user.tenant_id.to_string(),
-                scope: user.scopes.to_string(),
-                client_id: app.map(|app| app.app_id.to_string()),
-            },
-            env: self.issuer.stage(),
-            generation: 0,
-            created_at: now,
-            rotated_at_ms: None,
-            expires_at: now + self.refresh_ttl,
-            absolute_expires_at: now + self.refresh_absolute_ttl,
-            revoked_at: None,
+        let principal = Principal {
+            sub: user.user_id.to_string(),
+            tenant_id: user.tenant_id.to_string(),
+            scope: user.scopes.to_string(),
+            client_id: app.map(|app| app.app_id.to_string()),
         };
+        let family =
+            RefreshFamily::start(principal, self.issuer.stage(), now, self.refresh_ttl, self.refresh_absolute_ttl);
         // Sign first: if the key ring cannot sign, no family is left behind.
         let access = self.issuer.issue(&family.principal, now).await?;
         let clear_account = if state.account.failures > 0 { Some(self.throttle.clear_op(&account_key)?) } else { None };

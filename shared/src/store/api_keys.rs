@@ -10,12 +10,10 @@
 //! Revoked keys, and keys past their own expiry, stay listed for
 //! [`RETENTION_SECS`] and then DynamoDB's TTL removes both items.
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
-use super::tenants::tenant_key;
-use super::{Item, ItemReader, Table, build_failed, key, n, s, unavailable};
+use super::tenants::tenant_exists_step;
+use super::{Item, ItemReader, Table, applied, build_failed, failed_conditions, key, n, s, unavailable};
 use crate::domain::{ApiKeyId, IpNetwork, Label, Scopes, Stage, TenantId};
 use crate::error::StoreError;
 
@@ -90,19 +88,6 @@ pub struct ApiKeyStore {
     table: Table,
 }
 
-fn conditional_failure(
-    err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
-) -> Vec<bool> {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
-            .cancellation_reasons()
-            .iter()
-            .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 impl ApiKeyStore {
     pub fn new(table: Table) -> Self {
         Self { table }
@@ -142,32 +127,18 @@ impl ApiKeyStore {
         main.extend(main_key(&record.id));
         let mut index = Self::attributes(record);
         index.extend(index_key(&record.tenant_id, &record.id));
-        let tenant_exists = ConditionCheck::builder()
-            .table_name(self.table.name())
-            .set_key(Some(tenant_key(&record.tenant_id)))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(|e| build_failed(OP, e))?;
-        let put = |item: Item| {
-            Put::builder()
-                .table_name(self.table.name())
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|e| build_failed(OP, e))
-        };
         let result = self
             .table
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(tenant_exists).build())
-            .transact_items(TransactWriteItem::builder().put(put(main)?).build())
-            .transact_items(TransactWriteItem::builder().put(put(index)?).build())
+            .transact_items(tenant_exists_step(&self.table, &record.tenant_id)?)
+            .transact_items(self.table.put_new_step(main)?)
+            .transact_items(self.table.put_new_step(index)?)
             .send()
             .await;
         match result {
             Ok(_) => Ok(AddApiKeyOutcome::Added),
-            Err(err) => match conditional_failure(&err).as_slice() {
+            Err(err) => match failed_conditions(&err).as_slice() {
                 [true, ..] => Ok(AddApiKeyOutcome::NoSuchTenant),
                 [_, true, ..] | [_, _, true] => {
                     // 128 random bits collided: not in this universe, but not a 500 either.
@@ -257,7 +228,7 @@ impl ApiKeyStore {
             .await;
         match result {
             Ok(_) => Ok(RevokeApiKeyOutcome::Revoked(now_secs)),
-            Err(err) if conditional_failure(&err).contains(&true) => {
+            Err(err) if failed_conditions(&err).contains(&true) => {
                 // Missing, another tenant's, or already revoked: read to tell which.
                 Ok(match self.get(id, now_secs).await? {
                     Some(record) if record.tenant_id == *tenant => match record.revoked_at {
@@ -294,13 +265,7 @@ impl ApiKeyStore {
             .expression_attribute_values(":stale", n(stale_before))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(false)
-            }
-            Err(err) => Err(unavailable("UpdateItem", err)),
-        }
+        applied(result)
     }
 }
 

@@ -2,11 +2,8 @@
 //! `X-App-Secret`. One item per app; only the secret's keyed hash is kept.
 //! Login reads the app in the same BatchGetItem as the user.
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
-
-use super::tenants::tenant_key;
-use super::{Item, ItemReader, Table, build_failed, key, n, s, unavailable};
+use super::tenants::tenant_exists_step;
+use super::{Item, ItemReader, Table, failed_conditions, key, n, s, unavailable};
 use crate::domain::{AppId, Label, TenantId};
 use crate::error::StoreError;
 
@@ -51,37 +48,22 @@ impl AppStore {
         item.insert("name".into(), s(app.name.as_str()));
         item.insert("secret_hash".into(), s(&app.secret_hash));
         item.insert("created_at".into(), n(app.created_at));
-        let tenant_exists = ConditionCheck::builder()
-            .table_name(self.table.name())
-            .set_key(Some(tenant_key(&app.tenant_id)))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(|e| build_failed(OP, e))?;
-        let put = Put::builder()
-            .table_name(self.table.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| build_failed(OP, e))?;
         let result = self
             .table
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(tenant_exists).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(tenant_exists_step(&self.table, &app.tenant_id)?)
+            .transact_items(self.table.put_new_step(item)?)
             .send()
             .await;
         match result {
             Ok(_) => Ok(AddAppOutcome::Added),
-            Err(err) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() {
-                    let reasons = cancelled.cancellation_reasons();
-                    if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
-                        return Ok(AddAppOutcome::NoSuchTenant);
-                    }
-                }
-                Err(unavailable(OP, err))
-            }
+            Err(err) => match failed_conditions(&err).as_slice() {
+                [true, ..] => Ok(AddAppOutcome::NoSuchTenant),
+                // 128 random bits collided: not in this universe, but not a 500 either.
+                [_, true] => Err(StoreError::Unavailable { operation: OP, source: "app id collision".into() }),
+                _ => Err(unavailable(OP, err)),
+            },
         }
     }
 

@@ -43,7 +43,9 @@ use std::sync::Arc;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
@@ -139,6 +141,46 @@ impl Table {
             }
             Err(err) => Err(unavailable("PutItem", err)),
         }
+    }
+}
+
+impl Table {
+    /// A transaction step that puts `item` unless its key exists.
+    pub(crate) fn put_new_step(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(self.name())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| build_failed("TransactWriteItems", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+/// Which steps of a cancelled transaction failed their condition (empty for
+/// any other failure).
+pub(crate) fn failed_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Vec<bool> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A conditional UpdateItem's result: `Ok(false)` when the condition failed.
+pub(crate) fn applied<T, R>(result: Result<T, SdkError<UpdateItemError, R>>) -> Result<bool, StoreError>
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+            Ok(false)
+        }
+        Err(err) => Err(unavailable("UpdateItem", err)),
     }
 }
 

@@ -7,9 +7,9 @@
 //! service can tell reuse from a grace-window retry without a second read.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 
-use super::{Item, ItemReader, Table, build_failed, key, n, s, unavailable};
+use super::{Item, ItemReader, Table, applied, key, n, s, unavailable};
 use crate::domain::{Principal, Stage};
 use crate::error::StoreError;
 use crate::refresh_token::FamilyId;
@@ -37,6 +37,22 @@ pub struct RefreshFamily {
 }
 
 impl RefreshFamily {
+    /// A new family (a login or an exchange) at generation 0: sliding
+    /// lifetime `ttl`, hard cap `absolute_ttl`, both in seconds from `now`.
+    pub fn start(principal: Principal, env: Stage, now: u64, ttl: u64, absolute_ttl: u64) -> Self {
+        Self {
+            family: FamilyId::generate(),
+            principal,
+            env,
+            generation: 0,
+            created_at: now,
+            rotated_at_ms: None,
+            expires_at: now + ttl,
+            absolute_expires_at: now + absolute_ttl,
+            revoked_at: None,
+        }
+    }
+
     /// When the current refresh token stops working.
     pub fn valid_until(&self) -> u64 {
         self.expires_at.min(self.absolute_expires_at)
@@ -90,16 +106,10 @@ impl RefreshFamilyStore {
                 Err(StoreError::Unavailable { operation: "PutItem", source: "refresh family id collision".into() })
             };
         };
-        let put = Put::builder()
-            .table_name(self.table.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| build_failed("TransactWriteItems", e))?;
         self.table
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(self.table.put_new_step(item)?)
             .transact_items(also)
             .send()
             .await
@@ -169,13 +179,7 @@ impl RefreshFamilyStore {
             .expression_attribute_values(":reason", s(reason))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(false)
-            }
-            Err(err) => Err(unavailable("UpdateItem", err)),
-        }
+        applied(result)
     }
 
     /// Reads a family (admin and tests; the request paths never need to).

@@ -1,6 +1,8 @@
 //! Tenants: the organisations a deployment serves, each with a plan.
 
-use super::{Item, Table, key, n, s};
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
+
+use super::{Item, Table, build_failed, key, n, s};
 use crate::domain::{Plan, TenantId};
 use crate::error::StoreError;
 
@@ -13,6 +15,17 @@ pub struct TenantRecord {
 
 pub(crate) fn tenant_key(tenant: &TenantId) -> Item {
     key(format!("TENANT#{tenant}"), "PROFILE")
+}
+
+/// A transaction step that fails unless `tenant` exists.
+pub(crate) fn tenant_exists_step(table: &Table, tenant: &TenantId) -> Result<TransactWriteItem, StoreError> {
+    let check = ConditionCheck::builder()
+        .table_name(table.name())
+        .set_key(Some(tenant_key(tenant)))
+        .condition_expression("attribute_exists(pk)")
+        .build()
+        .map_err(|e| build_failed("TransactWriteItems", e))?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
 }
 
 #[derive(Debug, Clone)]

@@ -1,10 +1,7 @@
 //! Users: one item per email (emails are unique within a deployment).
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
-
-use super::tenants::tenant_key;
-use super::{Item, ItemReader, Table, build_failed, key, n, s, unavailable};
+use super::tenants::tenant_exists_step;
+use super::{Item, ItemReader, Table, failed_conditions, key, n, s, unavailable};
 use crate::domain::{Email, Scopes, TenantId, UserId};
 use crate::error::StoreError;
 use crate::password::PasswordHashString;
@@ -52,42 +49,21 @@ impl UserStore {
         item.insert("scope".into(), s(user.scopes.to_string()));
         item.insert("created_at".into(), n(user.created_at));
 
-        let tenant_exists = ConditionCheck::builder()
-            .table_name(self.table.name())
-            .set_key(Some(tenant_key(&user.tenant_id)))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(|e| build_failed("TransactWriteItems", e))?;
-        let put_user = Put::builder()
-            .table_name(self.table.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| build_failed("TransactWriteItems", e))?;
         let result = self
             .table
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(tenant_exists).build())
-            .transact_items(TransactWriteItem::builder().put(put_user).build())
+            .transact_items(tenant_exists_step(&self.table, &user.tenant_id)?)
+            .transact_items(self.table.put_new_step(item)?)
             .send()
             .await;
         match result {
             Ok(_) => Ok(AddUserOutcome::Added),
-            Err(err) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() {
-                    let failed = |i: usize| {
-                        cancelled.cancellation_reasons().get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
-                    };
-                    if failed(0) {
-                        return Ok(AddUserOutcome::NoSuchTenant);
-                    }
-                    if failed(1) {
-                        return Ok(AddUserOutcome::EmailTaken);
-                    }
-                }
-                Err(unavailable("TransactWriteItems", err))
-            }
+            Err(err) => match failed_conditions(&err).as_slice() {
+                [true, ..] => Ok(AddUserOutcome::NoSuchTenant),
+                [_, true] => Ok(AddUserOutcome::EmailTaken),
+                _ => Err(unavailable("TransactWriteItems", err)),
+            },
         }
     }
 
