@@ -60,6 +60,10 @@ pub enum ApiError {
     InvalidCredentials(&'static str),
     #[error("{0}")]
     InvalidToken(&'static str),
+    /// No credentials at all: 401 with a bare `Bearer` challenge (RFC 6750
+    /// §3.1 leaves the error code out when the request had none).
+    #[error("{0}")]
+    CredentialsRequired(&'static str),
     /// RFC 6749 §5.2 `invalid_client`: the client_credentials grant's client
     /// failed to authenticate. `basic` when it used HTTP Basic, which calls
     /// for a `WWW-Authenticate: Basic` challenge.
@@ -99,9 +103,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::InvalidCredentials(_) | ApiError::InvalidToken(_) | ApiError::InvalidClient { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::InvalidCredentials(_)
+            | ApiError::InvalidToken(_)
+            | ApiError::CredentialsRequired(_)
+            | ApiError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
             ApiError::InsufficientScope { .. } | ApiError::IpNotAllowed => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -117,7 +122,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotFound(_) => "not_found",
             ApiError::InvalidCredentials(_) => "invalid_credentials",
-            ApiError::InvalidToken(_) => "invalid_token",
+            ApiError::InvalidToken(_) | ApiError::CredentialsRequired(_) => "invalid_token",
             ApiError::InvalidClient { .. } => "invalid_client",
             ApiError::UnsupportedGrantType => "unsupported_grant_type",
             ApiError::InvalidScope(_) => "invalid_scope",

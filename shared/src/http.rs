@@ -61,6 +61,9 @@ pub fn error_response(err: &ApiError) -> HttpResponse {
                 headers.insert(header::WWW_AUTHENTICATE, value);
             }
         }
+        ApiError::CredentialsRequired(_) => {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="latchkey""#));
+        }
         ApiError::InsufficientScope { scope, .. } => {
             let challenge =
                 format!(r#"Bearer error="insufficient_scope", error_description="{description}", scope="{scope}""#);

@@ -106,7 +106,9 @@ async fn key_management_needs_a_user_token_with_the_right_scope() {
     create(&app, &machine_token, &json!({"name": "x"})).await.assert_error(StatusCode::FORBIDDEN, "insufficient_scope");
 
     // No credentials, a broken token, a non-Bearer scheme: 401 invalid_token.
-    app.keys_request(get("/v1/api-keys", &[])).await.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    let anonymous = app.keys_request(get("/v1/api-keys", &[])).await;
+    anonymous.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    assert_eq!(anonymous.header("www-authenticate"), Some(r#"Bearer realm="latchkey""#), "RFC 6750 §3.1");
     list(&app, "not.a.token", "").await.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
     app.keys_request(get("/v1/api-keys", &[("authorization", "Basic YTpi")]))
         .await

@@ -67,6 +67,6 @@ async fn authenticate(service: &ApiKeyService, req: &Request) -> Result<Caller, 
                 .ok_or_else(|| ApiError::InvalidRequest("X-Tenant-ID is required with X-API-Key".into()))?;
             service.authenticate_api_key(key, tenant, client_ip(req)).await
         }
-        (None, None) => Err(ApiError::InvalidToken(NO_CREDENTIALS)),
+        (None, None) => Err(ApiError::CredentialsRequired(NO_CREDENTIALS)),
     }
 }
