@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use latchkey::config::{Env, StoreConfig};
 use latchkey::credentials::AppSecrets;
-use latchkey::domain::MAX_ALLOWED_IPS;
-use latchkey::domain::{AppId, Email, IpNetwork, Label, Password, Plan, Scopes, Stage, TenantId, UserId};
+use latchkey::domain::parse_allow_list;
+use latchkey::domain::{AppId, Email, Label, Password, Plan, Scopes, Stage, TenantId, UserId};
 use latchkey::jwt::{AccessTokenVerifier, SigningAlgorithm, dangerous};
 use latchkey::keys::{DEFAULT_PREPUBLISH, KeyRing};
 use latchkey::service::api_keys::NewApiKey;
@@ -142,7 +142,7 @@ enum ApiKeyCommand {
         expires_in: Option<Duration>,
         /// Allow requests only from this address or CIDR block (repeatable).
         #[arg(long = "allow-ip")]
-        allow_ip: Vec<IpNetwork>,
+        allow_ip: Vec<String>,
     },
     /// List a tenant's keys (never their secrets).
     List {
@@ -385,11 +385,8 @@ async fn api_key(command: ApiKeyCommand, json_output: bool) -> Result<(), CliErr
                 scopes: Scopes::parse(&scopes).map_err(|e| CliError::Input(e.0))?,
                 env: env.unwrap_or(latchkey.config.stage),
                 valid_until: expires_in.map(|lifetime| now + lifetime.as_secs()),
-                allowed_ips: allow_ip,
+                allowed_ips: parse_allow_list(allow_ip.iter().map(String::as_str)).map_err(|e| CliError::Input(e.0))?,
             };
-            if new.allowed_ips.len() > MAX_ALLOWED_IPS {
-                return Err(CliError::Input(format!("at most {MAX_ALLOWED_IPS} --allow-ip entries")));
-            }
             let Some(created) = service.add(new, now).await? else {
                 return Err(CliError::Input(format!("no tenant {tenant}: add it with `latchkey tenant add`")));
             };

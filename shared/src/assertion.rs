@@ -21,8 +21,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::credentials::{ApiKeySecrets, hex};
-use crate::crypto::{MacKey, b64url_decode};
+use crate::credentials::ApiKeySecrets;
+use crate::crypto::{MacKey, b64url_decode, hex};
 use crate::domain::ApiKeyId;
 use crate::error::ApiError;
 use crate::jwt::{LEEWAY_SECS, MAX_TOKEN_BYTES};

@@ -16,7 +16,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq as _;
 
-use crate::crypto::{MacKey, SealingKey, base32, random_bytes};
+use crate::crypto::{MacKey, SealingKey, base32, hex, random_bytes};
 use crate::domain::{ApiKeyId, Stage};
 
 /// Length of the secret part of an API key.
@@ -32,14 +32,6 @@ fn base32_256(bytes: &[u8; 32]) -> String {
     base32(high) + &base32(low)
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        use std::fmt::Write as _;
-        let _ = write!(out, "{b:02x}");
-        out
-    })
-}
-
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
@@ -50,6 +42,11 @@ pub fn key_prefix(env: Stage) -> &'static str {
         Stage::Test => "sk_test_",
         Stage::Live => "sk_live_",
     }
+}
+
+/// `sk_<env>_<id>_<secret>`.
+fn compose_key(env: Stage, id: &ApiKeyId, secret: &SecretString) -> SecretString {
+    format!("{}{id}_{}", key_prefix(env), secret.expose_secret()).into()
 }
 
 /// An API key string taken apart. Only the shape is checked here.
@@ -121,7 +118,7 @@ impl ApiKeySecrets {
 
     /// The whole key string, shown to its creator once.
     pub fn key_string(&self, id: &ApiKeyId, env: Stage) -> SecretString {
-        format!("{}{id}_{}", key_prefix(env), self.secret(id).expose_secret()).into()
+        compose_key(env, id, &self.secret(id))
     }
 
     /// The keyed hash stored in the key's record.
@@ -144,7 +141,10 @@ impl ApiKeySecrets {
     /// assertion for `id`: the bare secret, or the whole key string (SDKs
     /// differ in which they call "the secret").
     pub fn assertion_keys(&self, id: &ApiKeyId) -> [SecretString; 3] {
-        [self.secret(id), self.key_string(id, Stage::Live), self.key_string(id, Stage::Test)]
+        let secret = self.secret(id);
+        let live = compose_key(Stage::Live, id, &secret);
+        let test = compose_key(Stage::Test, id, &secret);
+        [secret, live, test]
     }
 }
 

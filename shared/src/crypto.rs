@@ -36,6 +36,15 @@ pub fn base32(value: u128) -> String {
     (0..26u32).rev().map(|i| char::from(ALPHABET[((value >> (i * 5)) & 31) as usize])).collect()
 }
 
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        use fmt::Write as _;
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
 /// URL-safe base64 without padding, the encoding of every token we mint.
 pub fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -174,11 +183,7 @@ impl MacKey {
 
     /// Hex of a keyed hash: a stable, non-reversible lookup key.
     pub fn fingerprint(&self, value: &[u8]) -> String {
-        self.sign(&[value])[..16].iter().fold(String::with_capacity(32), |mut out, b| {
-            use fmt::Write as _;
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+        hex(&self.sign(&[value])[..16])
     }
 }
 

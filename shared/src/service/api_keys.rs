@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::config::Config;
-use crate::credentials::{ApiKeySecrets, PresentedSecret, key_prefix, parse_api_key};
+use crate::credentials::{ApiKeySecrets, LAST_CHARS, PresentedSecret, key_prefix, parse_api_key};
 use crate::domain::{ApiKeyId, IpNetwork, Label, Scopes, Stage, TenantId, UserId, parse_allow_list};
 use crate::error::{ApiError, StoreError};
 use crate::jwt::AccessClaims;
@@ -90,9 +90,22 @@ impl ApiKeyAuthenticator {
         &self.secrets
     }
 
-    /// Whether `presented` is the secret of `id`: no DynamoDB call.
-    pub fn secret_matches(&self, id: &ApiKeyId, presented: &PresentedSecret) -> bool {
-        self.secrets.matches(id, &presented.secret)
+    /// Checks `presented` as the secret of `id` (no DynamoDB call, so a
+    /// forged secret costs nothing), then reads the key and admits it. The
+    /// outer error is DynamoDB's; the inner one the key's refusal, for the
+    /// caller to word.
+    pub async fn authenticate(
+        &self,
+        id: &ApiKeyId,
+        presented: &PresentedSecret,
+        client_ip: Option<IpAddr>,
+        now: u64,
+    ) -> Result<Result<ApiKeyRecord, KeyRejection>, StoreError> {
+        if !self.secrets.matches(id, &presented.secret) {
+            return Ok(Err(KeyRejection::Unknown));
+        }
+        let record = self.load(id, now).await?;
+        Ok(self.admit(record, Some(presented), client_ip, now))
     }
 
     pub async fn load(&self, id: &ApiKeyId, now: u64) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -121,7 +134,7 @@ impl ApiKeyAuthenticator {
         if record.revoked_at.is_some() {
             return Err(KeyRejection::Revoked);
         }
-        if record.valid_until.is_some_and(|until| until <= now) {
+        if record.is_expired(now) {
             return Err(KeyRejection::Expired);
         }
         if record.env != self.stage {
@@ -143,12 +156,10 @@ impl ApiKeyAuthenticator {
         let unknown = || KeyRejection::Unknown.into_api_error();
         let parsed = parse_api_key(key).ok_or_else(unknown)?;
         let presented = PresentedSecret { secret: parsed.secret, env: Some(parsed.env) };
-        if !self.secret_matches(&parsed.id, &presented) {
-            return Err(unknown());
-        }
-        let now = now_secs();
-        let record = self.load(&parsed.id, now).await?;
-        let record = self.admit(record, Some(&presented), client_ip, now).map_err(KeyRejection::into_api_error)?;
+        let record = self
+            .authenticate(&parsed.id, &presented, client_ip, now_secs())
+            .await?
+            .map_err(KeyRejection::into_api_error)?;
         if record.tenant_id.as_str() != tenant {
             return Err(unknown());
         }
@@ -384,8 +395,13 @@ impl ApiKeyService {
         self.authenticator.authenticate_key_string(key, tenant, client_ip).await.map(Caller::ApiKey)
     }
 
-    /// The tenant a user's token may manage keys for, given the scope needed.
-    fn managing_tenant(caller: &Caller, allowed: &[&'static str], message: &'static str) -> Result<TenantId, ApiError> {
+    /// The tenant a user's token may manage keys for, given the scope needed,
+    /// and the scopes the token holds.
+    fn managing_tenant(
+        caller: &Caller,
+        allowed: &[&'static str],
+        message: &'static str,
+    ) -> Result<(TenantId, Scopes), ApiError> {
         let Caller::Token(claims) = caller else {
             return Err(ApiError::InsufficientScope { message: MANAGE_WITH_USER_TOKEN, scope: "keys:write" });
         };
@@ -396,23 +412,22 @@ impl ApiKeyService {
         if !allowed.iter().any(|scope| scopes.contains(scope)) {
             return Err(ApiError::InsufficientScope { message, scope: allowed[0] });
         }
-        TenantId::parse(&claims.tid).map_err(|_| ApiError::InvalidToken("the access token's tid is malformed"))
+        let tenant =
+            TenantId::parse(&claims.tid).map_err(|_| ApiError::InvalidToken("the access token's tid is malformed"))?;
+        Ok((tenant, scopes))
     }
 
     /// POST /v1/api-keys. A key never gets a scope its creator lacks.
     pub async fn create(&self, caller: &Caller, request: CreateApiKeyRequest) -> Result<CreatedApiKey, ApiError> {
-        let tenant_id = Self::managing_tenant(caller, &["keys:write"], NEEDS_WRITE)?;
+        let (tenant_id, held) = Self::managing_tenant(caller, &["keys:write"], NEEDS_WRITE)?;
         let scopes = match &request.scopes {
             Some(list) => list.parse()?,
             None => Scopes::default(),
         };
-        if let Caller::Token(claims) = caller {
-            let held = Scopes::parse(&claims.scope).unwrap_or_default();
-            if let Some(missing) = scopes.iter().find(|scope| !held.contains(scope)) {
-                return Err(ApiError::InvalidScope(format!(
-                    "cannot grant scope `{missing}`: the access token does not hold it"
-                )));
-            }
+        if let Some(missing) = scopes.iter().find(|scope| !held.contains(scope)) {
+            return Err(ApiError::InvalidScope(format!(
+                "cannot grant scope `{missing}`: the access token does not hold it"
+            )));
         }
         let env = request.environment.unwrap_or(self.stage);
         if env != self.stage {
@@ -450,7 +465,7 @@ impl ApiKeyService {
         let text = secret.expose_secret();
         let record = ApiKeyRecord {
             secret_hash: secrets.check_hash(&secret),
-            last_four: text[text.len() - 4..].to_owned(),
+            last_four: text[text.len() - LAST_CHARS..].to_owned(),
             id,
             tenant_id: new.tenant_id,
             name: new.name,
@@ -479,7 +494,7 @@ impl ApiKeyService {
         limit: Option<i32>,
         cursor: Option<&str>,
     ) -> Result<ApiKeyList, ApiError> {
-        let tenant = Self::managing_tenant(caller, &["keys:read", "keys:write"], NEEDS_READ)?;
+        let (tenant, _) = Self::managing_tenant(caller, &["keys:read", "keys:write"], NEEDS_READ)?;
         self.list_tenant(&tenant, limit, cursor).await
     }
 
@@ -509,7 +524,7 @@ impl ApiKeyService {
     /// DELETE /v1/api-keys/{id}: 404 for another tenant's or an unknown key;
     /// revoking twice answers with the first revocation.
     pub async fn revoke(&self, caller: &Caller, id: &str) -> Result<RevokedApiKey, ApiError> {
-        let tenant = Self::managing_tenant(caller, &["keys:write"], NEEDS_WRITE)?;
+        let (tenant, _) = Self::managing_tenant(caller, &["keys:write"], NEEDS_WRITE)?;
         self.revoke_in_tenant(&tenant, id).await
     }
 

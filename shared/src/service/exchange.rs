@@ -128,8 +128,7 @@ impl ExchangeService {
         }
     }
 
-    /// The secret check (no DynamoDB) and the key's record. The outer error
-    /// is DynamoDB's; the inner one the key's refusal, for the grant to word.
+    /// Reads the key id and secret as sent, then [`ApiKeyAuthenticator::authenticate`].
     async fn check_secret_and_load(
         &self,
         key_id: &str,
@@ -143,11 +142,7 @@ impl ExchangeService {
         let Some(presented) = PresentedSecret::read(&id, secret.expose_secret()) else {
             return Ok(Err(KeyRejection::Unknown));
         };
-        if !self.authenticator.secret_matches(&id, &presented) {
-            return Ok(Err(KeyRejection::Unknown));
-        }
-        let record = self.authenticator.load(&id, now).await?;
-        Ok(self.authenticator.admit(record, Some(&presented), client_ip, now))
+        Ok(self.authenticator.authenticate(&id, &presented, client_ip, now).await?)
     }
 
     /// Verifies the assertion (no DynamoDB), then reads the key and marks the

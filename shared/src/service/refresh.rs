@@ -108,8 +108,7 @@ impl RefreshService {
         };
         if let Some(id) = api_key_of(&family.principal) {
             let record = if key_id.as_ref() == Some(&id) { key? } else { Some(self.api_keys.get(&id, now).await?) };
-            let live =
-                record.flatten().is_some_and(|r| r.revoked_at.is_none() && r.valid_until.is_none_or(|u| u > now));
+            let live = record.flatten().is_some_and(|r| r.revoked_at.is_none() && !r.is_expired(now));
             if !live {
                 self.families.revoke(family.family, "api_key_revoked", now).await?;
                 tracing::info!(family = ?family.family, key_id = %id, "refresh refused: the API key is revoked or expired");

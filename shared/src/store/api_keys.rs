@@ -51,6 +51,11 @@ pub struct ApiKeyRecord {
 }
 
 impl ApiKeyRecord {
+    /// Whether the key is past its own expiry.
+    pub fn is_expired(&self, now_secs: u64) -> bool {
+        self.valid_until.is_some_and(|until| until <= now_secs)
+    }
+
     /// When DynamoDB may delete the key's items.
     fn purge_at(&self) -> Option<u64> {
         self.valid_until.map(|until| until.saturating_add(RETENTION_SECS))
