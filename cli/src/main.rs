@@ -10,14 +10,16 @@ use clap::{Args, Parser, Subcommand};
 use latchkey::config::{Env, StoreConfig};
 use latchkey::credentials::AppSecrets;
 use latchkey::domain::parse_allow_list;
-use latchkey::domain::{AppId, Email, Label, Password, Plan, Scopes, Stage, TenantId, UserId};
+use latchkey::domain::{AppId, Email, Label, Password, Plan, Scopes, Stage, TenantId, UserId, WebhookSourceName};
 use latchkey::jwt::{AccessTokenVerifier, SigningAlgorithm, dangerous};
 use latchkey::keys::{DEFAULT_PREPUBLISH, KeyRing};
 use latchkey::service::api_keys::NewApiKey;
+use latchkey::service::webhooks::{NewWebhookSource, WebhookSourceError, WebhookSourceView};
 use latchkey::store::users::AddUserOutcome;
 use latchkey::store::{AddAppOutcome, AppRecord};
 use latchkey::store::{Stores, Table, TenantRecord, UserRecord, schema};
 use latchkey::time::{now_secs, rfc3339};
+use latchkey::webhook::{OutboundWebhook, Scheme, WebhookSecret};
 use latchkey::{ApiError, Latchkey};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
@@ -64,6 +66,12 @@ enum Command {
     /// The sealing key (LATCHKEY_SEALING_KEY).
     #[command(subcommand, name = "sealing-key")]
     SealingKey(SealingKeyCommand),
+    /// Sources of inbound webhooks (POST /v1/webhooks/{name}).
+    #[command(subcommand, name = "webhook-source")]
+    WebhookSource(WebhookSourceCommand),
+    /// Outbound webhooks: sign a body as a sender would.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +166,70 @@ enum ApiKeyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum WebhookSourceCommand {
+    /// Register a source. Without --secret a `whsec_` secret (256 bits, valid
+    /// for both schemes) is generated and printed: give it to the sender.
+    Add {
+        /// The source's name, the last segment of its URL: 1-64 of a-z, 0-9, '-', '_'.
+        name: WebhookSourceName,
+        #[arg(long)]
+        tenant: TenantId,
+        /// The sender's secret; `-` reads it from stdin (keeps it out of
+        /// your shell history).
+        #[arg(long)]
+        secret: Option<String>,
+        /// standard (Standard Webhooks / Svix) or sha256 (X-Webhook-Signature);
+        /// repeat to accept both.
+        #[arg(long = "scheme", default_value = "standard")]
+        schemes: Vec<Scheme>,
+        /// Accepted clock difference for signed timestamps, e.g. 5m.
+        #[arg(long, value_parser = humantime_duration, default_value = "5m")]
+        tolerance: Duration,
+        /// How long accepted events stay in the table (and redeliveries of
+        /// their ids count as duplicates), e.g. 7d.
+        #[arg(long, value_parser = humantime_duration, default_value = "7d")]
+        retention: Duration,
+    },
+    /// Add a new secret; older ones keep verifying until removed.
+    RotateSecret {
+        name: WebhookSourceName,
+        /// The new secret (`-` reads stdin); generated when absent.
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// Remove a secret (by the id `list` shows): deliveries signed with it
+    /// fail once function instances reload the source (at most
+    /// LATCHKEY_WEBHOOK_SOURCE_CACHE_SECONDS, default 30 s).
+    RemoveSecret { name: WebhookSourceName, secret_id: String },
+    /// List sources (never their secrets: ids and last four only).
+    List {
+        #[arg(long)]
+        tenant: Option<TenantId>,
+    },
+    /// Delete a source; its stored events stay until their retention ends.
+    Delete { name: WebhookSourceName },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookCommand {
+    /// Print the headers that sign a body for a source, in both schemes,
+    /// with every secret the source holds (newest first).
+    Sign {
+        #[arg(long)]
+        source: WebhookSourceName,
+        /// The body to sign, byte for byte; `-` reads stdin.
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// webhook-id (default: a fresh msg_ id).
+        #[arg(long)]
+        id: Option<String>,
+        /// Unix seconds (default: now).
+        #[arg(long)]
+        timestamp: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum SigningKeyCommand {
     /// Add a new signing key. It is published at once and starts signing
     /// after the pre-publish delay (default 2h, so every JWKS cache sees it
@@ -210,6 +282,21 @@ enum CliError {
     Store(#[from] latchkey::StoreError),
     #[error("{}", latchkey::error::error_chain(.0))]
     Api(#[from] latchkey::ApiError),
+}
+
+impl From<WebhookSourceError> for CliError {
+    fn from(err: WebhookSourceError) -> Self {
+        match err {
+            WebhookSourceError::Store(err) => CliError::Store(err),
+            WebhookSourceError::NameTaken(_) => CliError::Conflict(err.to_string()),
+            other => CliError::Input(match other {
+                WebhookSourceError::NoSuchTenant(tenant) => {
+                    format!("no tenant {tenant}: add it with `latchkey tenant add`")
+                }
+                other => other.to_string(),
+            }),
+        }
+    }
 }
 
 impl CliError {
@@ -283,6 +370,10 @@ async fn run(command: Command, json_output: bool) -> Result<(), CliError> {
         Command::Token(TokenCommand::Inspect { token }) => inspect(&token, json_output).await?,
         Command::App(AppCommand::Add { tenant, name }) => add_app(tenant, name, json_output).await?,
         Command::ApiKey(command) => api_key(command, json_output).await?,
+        Command::WebhookSource(command) => webhook_source(command, json_output).await?,
+        Command::Webhook(WebhookCommand::Sign { source, file, id, timestamp }) => {
+            sign_webhook(&source, &file, id, timestamp, json_output).await?;
+        }
         Command::SealingKey(SealingKeyCommand::Generate) => {
             let key = latchkey::config::generate_sealing_key_base64();
             emit(json_output, &json!({"sealing_key": key}), &key);
@@ -524,4 +615,137 @@ async fn inspect(token: &str, json_output: bool) -> Result<(), CliError> {
     );
     emit(json_output, &json!({"header": header, "claims": claims, "valid": valid, "reason": reason}), &text);
     if valid { Ok(()) } else { Err(CliError::Input(reason.unwrap_or("invalid").to_owned())) }
+}
+
+/// The secret from `--secret` (`-` reads the first line of stdin), or a
+/// generated one; `true` when generated (so it must be shown).
+fn webhook_secret(given: Option<&str>) -> Result<(WebhookSecret, bool), CliError> {
+    let text = match given {
+        None => return Ok((WebhookSecret::generate(), true)),
+        Some("-") => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::Input(format!("reading stdin: {e}")))?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+        Some(text) => text.to_owned(),
+    };
+    Ok((WebhookSecret::new(text).map_err(|e| CliError::Input(e.0.into()))?, false))
+}
+
+fn describe_source(view: &WebhookSourceView) -> String {
+    let schemes = view.schemes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+    let secrets =
+        view.secrets.iter().map(|s| format!("{} (…{}, {})", s.id, s.last_four, s.created_at)).collect::<Vec<_>>();
+    format!(
+        "{}  tenant {}  [{schemes}]  POST {}  tolerance {}s  retention {}s\n  secrets: {}",
+        view.name,
+        view.tenant_id,
+        view.url_path,
+        view.tolerance_seconds,
+        view.retention_seconds,
+        secrets.join(", ")
+    )
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, CliError> {
+    serde_json::to_value(value).map_err(|e| CliError::Input(e.to_string()))
+}
+
+async fn webhook_source(command: WebhookSourceCommand, json_output: bool) -> Result<(), CliError> {
+    let latchkey = Latchkey::from_env().await?;
+    let service = latchkey.webhook_service();
+    let now = now_secs();
+    match command {
+        WebhookSourceCommand::Add { name, tenant, secret, schemes, tolerance, retention } => {
+            let (secret, generated) = webhook_secret(secret.as_deref())?;
+            let new = NewWebhookSource {
+                name,
+                tenant_id: tenant,
+                schemes,
+                secret: secret.clone(),
+                tolerance_secs: tolerance.as_secs(),
+                retention_secs: retention.as_secs(),
+            };
+            let view = service.add_source(new, now).await?;
+            let mut value = json!({"source": to_json(&view)?});
+            let mut text = format!("webhook source added\n{}", describe_source(&view));
+            if generated {
+                value["secret"] = json!(secret.expose());
+                text = format!("{text}\nsecret: {}\n(give it to the sender; it is stored sealed)", secret.expose());
+            }
+            emit(json_output, &value, &text);
+        }
+        WebhookSourceCommand::RotateSecret { name, secret } => {
+            let (secret, generated) = webhook_secret(secret.as_deref())?;
+            let (id, view) = service.rotate_secret(&name, &secret, now).await?;
+            let mut value = json!({"source": to_json(&view)?, "secret_id": id});
+            let mut text =
+                format!("secret {id} added; every listed secret verifies until removed\n{}", describe_source(&view));
+            if generated {
+                value["secret"] = json!(secret.expose());
+                text = format!("{text}\nsecret: {}", secret.expose());
+            }
+            emit(json_output, &value, &text);
+        }
+        WebhookSourceCommand::RemoveSecret { name, secret_id } => {
+            let view = service.remove_secret(&name, &secret_id, now).await?;
+            emit(
+                json_output,
+                &json!({"source": to_json(&view)?, "removed": secret_id}),
+                &format!("secret {secret_id} removed\n{}", describe_source(&view)),
+            );
+        }
+        WebhookSourceCommand::List { tenant } => {
+            let views = service.list_sources(tenant.as_ref()).await?;
+            let text = views.iter().map(describe_source).collect::<Vec<_>>().join("\n");
+            emit(
+                json_output,
+                &json!({"sources": to_json(&views)?}),
+                if text.is_empty() { "no webhook sources" } else { &text },
+            );
+        }
+        WebhookSourceCommand::Delete { name } => {
+            service.delete_source(&name).await?;
+            emit(json_output, &json!({"deleted": name}), &format!("webhook source {name} deleted"));
+        }
+    }
+    Ok(())
+}
+
+async fn sign_webhook(
+    source: &WebhookSourceName,
+    file: &std::path::Path,
+    id: Option<String>,
+    timestamp: Option<u64>,
+    json_output: bool,
+) -> Result<(), CliError> {
+    let body = if file.as_os_str() == "-" {
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut body)
+            .map_err(|e| CliError::Input(format!("reading stdin: {e}")))?;
+        body
+    } else {
+        std::fs::read(file).map_err(|e| CliError::Input(format!("reading {}: {e}", file.display())))?
+    };
+    let latchkey = Latchkey::from_env().await?;
+    let (view, secrets) = latchkey.webhook_service().signing_secrets(source).await?;
+    let id = id.unwrap_or_else(|| format!("msg_{}", latchkey::crypto::random_id()));
+    let webhook = OutboundWebhook { id: &id, timestamp: timestamp.unwrap_or_else(now_secs), body: &body };
+    let standard = webhook.standard_headers(&secrets).ok();
+    let sha256 = webhook.sha256_headers(&secrets[0]);
+    let mut value = json!({"source": view.name, "url_path": view.url_path});
+    let mut lines = Vec::new();
+    if let Some(headers) = &standard {
+        value["standard"] = headers.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+        lines.push("# Standard Webhooks".to_owned());
+        lines.extend(headers.iter().map(|(k, v)| format!("{k}: {v}")));
+    } else {
+        lines.push("# Standard Webhooks: not possible, a secret is not base64 (whsec_…)".to_owned());
+    }
+    value["sha256"] = sha256.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    lines.push("# sha256 (newest secret; without X-Webhook-Timestamp, sign the body alone)".to_owned());
+    lines.extend(sha256.iter().map(|(k, v)| format!("{k}: {v}")));
+    let text = lines.join("\n");
+    emit(json_output, &value, &text);
+    Ok(())
 }

@@ -78,6 +78,12 @@ pub struct Config {
     pub login_throttle: LoginThrottlePolicy,
     /// How long a function instance trusts its cached signing keys.
     pub key_cache_ttl: Duration,
+    /// Largest inbound webhook body; bounded so an event fits one DynamoDB
+    /// item (400 KB).
+    pub webhook_max_body_bytes: usize,
+    /// How long the webhook function trusts a cached source (its secrets):
+    /// a removed secret stops verifying within this time. 0 disables it.
+    pub webhook_source_cache_ttl: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -97,9 +103,15 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("login_throttle", &self.login_throttle)
             .field("key_cache_ttl", &self.key_cache_ttl)
+            .field("webhook_max_body_bytes", &self.webhook_max_body_bytes)
+            .field("webhook_source_cache_ttl", &self.webhook_source_cache_ttl)
             .finish()
     }
 }
+
+/// The largest webhook body an event item can hold next to its other
+/// attributes (DynamoDB items are at most 400 KB).
+pub const MAX_WEBHOOK_BODY_BYTES: u64 = 350 * 1024;
 
 /// Maximum grace window the SPEC allows.
 pub const MAX_REFRESH_GRACE: Duration = Duration::from_secs(60);
@@ -267,6 +279,13 @@ impl Config {
                 .unwrap_or(usize::MAX),
             login_throttle,
             key_cache_ttl: env.seconds("LATCHKEY_KEY_CACHE_SECONDS", 300, 1..=DAY)?,
+            webhook_max_body_bytes: usize::try_from(env.bounded(
+                "LATCHKEY_WEBHOOK_MAX_BODY_BYTES",
+                256 * 1024,
+                1024..=MAX_WEBHOOK_BODY_BYTES,
+            )?)
+            .unwrap_or(usize::MAX),
+            webhook_source_cache_ttl: env.seconds("LATCHKEY_WEBHOOK_SOURCE_CACHE_SECONDS", 30, 0..=300)?,
         })
     }
 }
@@ -299,6 +318,16 @@ mod tests {
         assert_eq!(config.audience, "https://auth.example.com");
         assert_eq!(config.signing_algorithm, SigningAlgorithm::Rs256);
         assert_eq!(config.stage, Stage::Test);
+        assert_eq!(config.webhook_max_body_bytes, 256 * 1024);
+        assert_eq!(config.webhook_source_cache_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn webhook_bodies_must_fit_one_item() {
+        let mut vars = base();
+        vars.push(("LATCHKEY_WEBHOOK_MAX_BODY_BYTES", "409600"));
+        let err = Config::from(&Env::from_pairs(vars)).expect_err("over the item limit");
+        assert!(err.to_string().contains("LATCHKEY_WEBHOOK_MAX_BODY_BYTES"), "{err}");
     }
 
     #[test]

@@ -143,6 +143,28 @@ impl TenantId {
 }
 string_newtype!(TenantId);
 
+/// A webhook source's name, the `{source}` of `/v1/webhooks/{source}`:
+/// 1-64 of `a-z 0-9 - _`, starting with a letter or digit. Unique in a
+/// deployment (the URL carries no tenant).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WebhookSourceName(String);
+
+impl WebhookSourceName {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let ok = (1..=64).contains(&raw.len())
+            && raw.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(invalid(
+                "webhook source name must be 1-64 characters of a-z, 0-9, '-', '_', starting with a letter or digit",
+            ))
+        }
+    }
+}
+string_newtype!(WebhookSourceName);
+
 /// A user identifier minted by Latchkey: `usr_` + 26 base32 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserId(String);
@@ -461,6 +483,16 @@ mod tests {
         assert!(TenantId::parse("acme-01").is_ok());
         for bad in ["", "Acme", "a b", "a#b", &"a".repeat(65)] {
             assert!(TenantId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn webhook_source_names_are_url_safe() {
+        for good in ["stripe", "github-prod", "0day", "a_b"] {
+            assert!(WebhookSourceName::parse(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "Stripe", "-x", "_x", "a/b", "a.b", "a%2f", &"a".repeat(65)] {
+            assert!(WebhookSourceName::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -79,6 +79,9 @@ pub enum ApiError {
     InsufficientScope { message: &'static str, scope: &'static str },
     #[error("requests from this IP address are not allowed for this API key")]
     IpNotAllowed,
+    /// An inbound webhook that is unsigned, wrongly signed or not fresh.
+    #[error(transparent)]
+    WebhookRejected(#[from] crate::webhook::WebhookRejection),
     #[error("{message}")]
     RateLimited { retry_after: Duration, message: &'static str },
     #[error("the service is temporarily unavailable; retry shortly")]
@@ -106,7 +109,8 @@ impl ApiError {
             ApiError::InvalidCredentials(_)
             | ApiError::InvalidToken(_)
             | ApiError::CredentialsRequired(_)
-            | ApiError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            | ApiError::InvalidClient { .. }
+            | ApiError::WebhookRejected(_) => StatusCode::UNAUTHORIZED,
             ApiError::InsufficientScope { .. } | ApiError::IpNotAllowed => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -121,7 +125,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotFound(_) => "not_found",
-            ApiError::InvalidCredentials(_) => "invalid_credentials",
+            ApiError::InvalidCredentials(_) | ApiError::WebhookRejected(_) => "invalid_credentials",
             ApiError::InvalidToken(_) | ApiError::CredentialsRequired(_) => "invalid_token",
             ApiError::InvalidClient { .. } => "invalid_client",
             ApiError::UnsupportedGrantType => "unsupported_grant_type",

@@ -19,6 +19,7 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -93,6 +94,10 @@ impl Latchkey {
             Arc::clone(&self.issuer),
             Arc::clone(&self.refresh_codec),
         )
+    }
+
+    pub fn webhook_service(&self) -> service::WebhookService {
+        service::WebhookService::new(&self.config, &self.stores)
     }
 
     pub fn api_key_service(&self) -> service::ApiKeyService {

@@ -14,7 +14,8 @@ use latchkey::config::Env;
 use latchkey::domain::{Email, Password, Plan, Scopes, TenantId, UserId};
 use latchkey::domain::{Label, Stage};
 use latchkey::service::api_keys::{CreatedApiKey, NewApiKey};
-use latchkey::service::{ApiKeyService, ExchangeService, LoginService, RefreshService};
+use latchkey::service::webhooks::{NewWebhookSource, WebhookSourceView};
+use latchkey::service::{ApiKeyService, ExchangeService, LoginService, RefreshService, WebhookService};
 use latchkey::store::metrics::CallCounter;
 use latchkey::store::{Table, TenantRecord, UserRecord, schema};
 use latchkey::{Config, Latchkey};
@@ -72,6 +73,7 @@ pub struct TestApp {
     pub refresh: RefreshService,
     pub exchange: ExchangeService,
     pub keys: ApiKeyService,
+    pub webhooks: WebhookService,
     pub calls: CallCounter,
     pub table: Table,
 }
@@ -139,7 +141,8 @@ impl TestApp {
         let refresh = latchkey.refresh_service();
         let exchange = latchkey.exchange_service();
         let keys = latchkey.api_key_service();
-        Self { latchkey, login, refresh, exchange, keys, calls, table }
+        let webhooks = latchkey.webhook_service();
+        Self { latchkey, login, refresh, exchange, keys, webhooks, calls, table }
     }
 
     pub fn max_body(&self) -> usize {
@@ -201,6 +204,37 @@ impl TestApp {
         let created = self.keys.add(new, latchkey::time::now_secs()).await.expect("key insert").expect("tenant exists");
         self.calls.take();
         created
+    }
+
+    pub async fn webhook_request(&self, request: Request) -> TestResponse {
+        TestResponse::from(webhook::handle(&self.webhooks, request).await)
+    }
+
+    /// POST /v1/webhooks/{source} with `headers` and a raw body.
+    pub async fn post_webhook(&self, source: &str, headers: &[(&str, &str)], body: &str) -> TestResponse {
+        let path = format!("/v1/webhooks/{source}");
+        self.webhook_request(request(&path, "POST", headers, body, CLIENT_IP)).await
+    }
+
+    /// Registers a webhook source of the seeded tenant through the service
+    /// (as the CLI does), with the default tolerance and retention.
+    pub async fn add_webhook_source(
+        &self,
+        name: &str,
+        schemes: &[latchkey::webhook::Scheme],
+        secret: &latchkey::webhook::WebhookSecret,
+    ) -> WebhookSourceView {
+        let new = NewWebhookSource {
+            name: latchkey::domain::WebhookSourceName::parse(name).expect("valid source name"),
+            tenant_id: TenantId::parse(TENANT).expect("valid tenant"),
+            schemes: schemes.to_vec(),
+            secret: secret.clone(),
+            tolerance_secs: latchkey::webhook::DEFAULT_TOLERANCE_SECS,
+            retention_secs: latchkey::service::webhooks::DEFAULT_RETENTION_SECS,
+        };
+        let view = self.webhooks.add_source(new, latchkey::time::now_secs()).await.expect("source added");
+        self.calls.take();
+        view
     }
 
     /// Registers an app in `tenant`; returns its id and secret.

@@ -6,9 +6,11 @@ pub mod exchange;
 pub mod login;
 pub mod refresh;
 pub mod tokens;
+pub mod webhooks;
 
 pub use api_keys::{ApiKeyAuthenticator, ApiKeyService};
 pub use exchange::{ExchangeRequest, ExchangeService, Grant};
 pub use login::{LoginRequest, LoginService};
 pub use refresh::{RefreshRequest, RefreshService, RevokeRequest};
 pub use tokens::{Principal, TokenIssuer, TokenResponse};
+pub use webhooks::WebhookService;

@@ -19,6 +19,8 @@
 //! | API key listing | `TENANT#<tenant_id>` | `APIKEY#<key_id>` | the same attributes, plus `last_used_at` N (optional) |
 //! | app | `APP#<app_id>` | `APP` | `app_id` S (`app_…`), `tenant_id` S, `name` S, `secret_hash` S (HMAC of the secret), `created_at` N, `revoked_at` N (optional) |
 //! | used assertion | `ASSERTION#<hmac(key_id, jti or token)>` | `USED` | `expires_at` N (the assertion's `exp` plus leeway) |
+//! | webhook source | `WEBHOOK_SOURCE` | `SOURCE#<name>` | `name` S, `tenant_id` S, `schemes` L of S (`standard`/`sha256`), `secrets` L of M {`id` S (`whs_…`), `sealed` B (AES-256-GCM, AAD = `webhook-source/<name>/<id>`), `last_four` S, `created_at` N} newest first, `tolerance` N (s), `retention` N (s), `created_at` N, `rotated_at` N (optional), `version` N |
+//! | webhook event | `WEBHOOK#<source>#<id>` (`id` = `webhook-id`, or `sha256:<hex>` of the body) | `EVENT` | `event_id` S, `source` S, `tenant_id` S, `scheme` S, `received_at` N, `signed_at` N (optional), `headers` M of S (optional), `body` S (UTF-8) or B, `expires_at` N (`received_at` + the source's retention) |
 //! | signing key | `SIGNING_KEY` | `KID#<kid>` | `kid` S, `alg` S, `public_jwk` S (JSON), `private_key` B (sealed, AES-256-GCM, AAD = kid), `created_at` N, `active_from` N, `expires_at` N (set when retired) |
 //!
 //! Throttle keys are keyed hashes so that neither an email someone merely
@@ -36,6 +38,7 @@ pub mod schema;
 pub mod signing_keys;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,6 +63,9 @@ pub use refresh_families::{RefreshFamily, RefreshFamilyStore, RotateOutcome};
 pub use signing_keys::{SigningKeyRecord, SigningKeyStore};
 pub use tenants::{TenantRecord, TenantStore};
 pub use users::{UserRecord, UserStore};
+pub use webhooks::{
+    AddSourceOutcome, SealedSecret, WebhookEvent, WebhookEventStore, WebhookSourceRecord, WebhookSourceStore,
+};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -195,6 +201,8 @@ pub struct Stores {
     pub api_keys: ApiKeyStore,
     pub apps: AppStore,
     pub assertions: AssertionStore,
+    pub webhook_sources: WebhookSourceStore,
+    pub webhook_events: WebhookEventStore,
 }
 
 impl Stores {
@@ -208,6 +216,8 @@ impl Stores {
             api_keys: ApiKeyStore::new(table.clone()),
             apps: AppStore::new(table.clone()),
             assertions: AssertionStore::new(table.clone()),
+            webhook_sources: WebhookSourceStore::new(table.clone()),
+            webhook_events: WebhookEventStore::new(table.clone()),
         }
     }
 }

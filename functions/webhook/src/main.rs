@@ -1,0 +1,10 @@
+use lambda_http::{Error, service_fn};
+use latchkey::Latchkey;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    latchkey::telemetry::init();
+    let latchkey = Latchkey::from_env().await?;
+    let service = latchkey.webhook_service();
+    lambda_http::run(service_fn(|req| async { Ok::<_, Error>(webhook::handle(&service, req).await) })).await
+}
