@@ -263,3 +263,106 @@ fn apps_and_api_keys_are_created_listed_and_revoked() {
     let bad = cli.run(&["api-key", "create", "--tenant", "acme", "--name", "x", "--allow-ip", "10.0.0.0/99"]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
+
+#[test]
+fn webhook_sources_are_added_rotated_listed_and_sign_verifiable_deliveries() {
+    use latchkey::webhook::{Freshness, Sha256Headers, StandardHeaders, VerifyingKey, WebhookSecret};
+    let cli = Cli::new();
+    cli.json(&["--json", "table", "create"]);
+    let missing = cli.run(&["webhook-source", "add", "stripe-like", "--tenant", "acme"]);
+    assert_eq!(missing.status.code(), Some(2), "no such tenant: {}", stderr(&missing));
+    cli.json(&["--json", "tenant", "add", "acme"]);
+
+    // Generated secret: shown, valid for both schemes.
+    let added = cli.json(&[
+        "--json",
+        "webhook-source",
+        "add",
+        "billing",
+        "--tenant",
+        "acme",
+        "--scheme",
+        "standard",
+        "--scheme",
+        "sha256",
+    ]);
+    let generated = added["secret"].as_str().expect("generated secret shown").to_owned();
+    assert!(generated.starts_with("whsec_"), "{added}");
+    assert_eq!(added["source"]["url_path"], "/v1/webhooks/billing");
+    assert_eq!(added["source"]["schemes"], serde_json::json!(["sha256", "standard"]));
+    assert_eq!(added["source"]["tolerance_seconds"], 300);
+    let taken = cli.run(&["webhook-source", "add", "billing", "--tenant", "acme"]);
+    assert_eq!(taken.status.code(), Some(3), "{}", stderr(&taken));
+    let weak = cli.run_with_stdin(
+        &["webhook-source", "add", "gh", "--tenant", "acme", "--scheme", "sha256", "--secret", "-"],
+        "short\n",
+    );
+    assert_eq!(weak.status.code(), Some(2), "{}", stderr(&weak));
+
+    // A provider's secret from stdin is not echoed back.
+    let provider_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let rotated = cli.run_with_stdin(
+        &["--json", "webhook-source", "rotate-secret", "billing", "--secret", "-"],
+        &format!("{provider_secret}\n"),
+    );
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    let rotated: serde_json::Value = serde_json::from_slice(&rotated.stdout).expect("JSON");
+    assert!(rotated.get("secret").is_none(), "a given secret is not printed: {rotated}");
+    let new_id = rotated["secret_id"].as_str().expect("id").to_owned();
+    assert_eq!(rotated["source"]["secrets"][0]["id"], new_id.as_str(), "newest first");
+    assert_eq!(rotated["source"]["secrets"][0]["last_four"], "LaSw");
+
+    let listed = cli.json(&["--json", "webhook-source", "list", "--tenant", "acme"]);
+    assert_eq!(listed["sources"].as_array().map(Vec::len), Some(1));
+    assert!(!listed.to_string().contains(&generated[6..]) && !listed.to_string().contains("MfKQ9r8G"), "{listed}");
+
+    // `webhook sign` signs with every secret; the library verifies each.
+    let body_path = std::env::temp_dir().join(format!("{}-body.json", cli.table));
+    std::fs::write(&body_path, br#"{"type":"ping"}"#).expect("write body");
+    let signed = cli.json(&[
+        "--json",
+        "webhook",
+        "sign",
+        "--source",
+        "billing",
+        "--file",
+        body_path.to_str().expect("utf-8"),
+        "--id",
+        "msg_cli",
+        "--timestamp",
+        "1700000000",
+    ]);
+    let standard = &signed["standard"];
+    assert_eq!(standard["webhook-id"], "msg_cli");
+    let signature = standard["webhook-signature"].as_str().expect("signature");
+    assert_eq!(signature.split(' ').count(), 2, "one signature per secret: {signature}");
+    let freshness = Freshness { now: 1_700_000_000, tolerance: 300 };
+    let headers = StandardHeaders { id: Some("msg_cli"), timestamp: Some("1700000000"), signature: Some(signature) };
+    for secret in [generated.as_str(), provider_secret] {
+        let key = VerifyingKey::new(&WebhookSecret::new(secret).expect("valid"));
+        latchkey::webhook::verify_standard([&key], &headers, br#"{"type":"ping"}"#, freshness).expect("verifies");
+    }
+    let classic = Sha256Headers {
+        signature: signed["sha256"]["X-Webhook-Signature"].as_str(),
+        timestamp: signed["sha256"]["X-Webhook-Timestamp"].as_str(),
+    };
+    let newest = VerifyingKey::new(&WebhookSecret::new(provider_secret).expect("valid"));
+    latchkey::webhook::verify_sha256([&newest], &classic, br#"{"type":"ping"}"#, freshness).expect("classic verifies");
+    let text = cli.run(&["webhook", "sign", "--source", "billing", "--file", body_path.to_str().expect("utf-8")]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("webhook-signature: v1,") && text.contains("X-Webhook-Signature: sha256="), "{text}");
+    std::fs::remove_file(&body_path).ok();
+
+    // Removing: an unknown id, then the old one, then never the last.
+    let old_id = added["source"]["secrets"][0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(cli.run(&["webhook-source", "remove-secret", "billing", "whs_nope"]).status.code(), Some(2));
+    let removed = cli.json(&["--json", "webhook-source", "remove-secret", "billing", &old_id]);
+    assert_eq!(removed["source"]["secrets"].as_array().map(Vec::len), Some(1));
+    let last = cli.run(&["webhook-source", "remove-secret", "billing", &new_id]);
+    assert_eq!(last.status.code(), Some(2), "{}", stderr(&last));
+    assert!(stderr(&last).contains("only secret"), "{}", stderr(&last));
+
+    cli.json(&["--json", "webhook-source", "delete", "billing"]);
+    assert_eq!(cli.json(&["--json", "webhook-source", "list"])["sources"], serde_json::json!([]));
+    assert_eq!(cli.run(&["webhook-source", "delete", "billing"]).status.code(), Some(2));
+}
