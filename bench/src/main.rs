@@ -1,10 +1,11 @@
 //! `make bench`: Latchkey's performance, measured in one run against the
-//! floor of the same run (one GetItem, one conditional UpdateItem, and one
-//! GetItem followed by one PutItem, from the same SDK client against the same
-//! DynamoDB Local).
+//! floor of the same run (one GetItem, one conditional UpdateItem, one
+//! GetItem followed by one PutItem, and one conditional PutItem of a webhook
+//! event item, from the same SDK client against the same DynamoDB Local).
 //!
-//! Measures, for login, refresh and the token exchange (`client_credentials`
-//! and `api_key` grants): warm latency p50/p99 through the real handlers (API
+//! Measures, for login, refresh, the token exchange (`client_credentials`
+//! and `api_key` grants) and inbound webhooks (a new delivery accepted, and
+//! the same one again): warm latency p50/p99 through the real handlers (API
 //! Gateway v2 event JSON in, response out), DynamoDB calls per operation
 //! (counted by an SDK interceptor); for login and refresh, CPU time per
 //! request;
@@ -23,6 +24,7 @@
 mod cold_start;
 mod report;
 mod stats;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,6 +39,7 @@ use serde_json::Value;
 
 use crate::report::{CallCount, ColdStartResult, Report, Target, ZipResult};
 use crate::stats::{Samples, ms, process_cpu};
+use crate::webhooks::Webhooks;
 
 #[derive(Debug)]
 struct Args {
@@ -90,7 +93,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&args).await {
+    match Box::pin(run(&args)).await {
         Ok(report) => {
             let dir = workspace_root().join("bench/results");
             match report.write(&dir) {
@@ -339,12 +342,17 @@ struct Latencies {
     argon2: Samples,
     exchange_client_credentials: Samples,
     exchange_api_key: Samples,
+    floor_put: Samples,
+    floor_put_again: Samples,
+    webhook_accept: Samples,
+    webhook_duplicate: Samples,
 }
 
 async fn measure_latencies(
     driver: &mut Driver<'_>,
     sequential: &mut Driver<'_>,
     exchanger: &Exchanger<'_>,
+    webhooks: &Webhooks<'_>,
     args: &Args,
 ) -> Result<Latencies, String> {
     let (rounds, ops, logins) = args.sizes();
@@ -354,6 +362,7 @@ async fn measure_latencies(
         let (mut get, mut update, mut refresh, mut login, mut argon) = (vec![], vec![], vec![], vec![], vec![]);
         let (mut refresh_sequential, mut get_put, mut client_credentials, mut api_key) =
             (vec![], vec![], vec![], vec![]);
+        let (mut put, mut put_again, mut accept, mut duplicate) = (vec![], vec![], vec![], vec![]);
         // Interleave A and B within the round too, op by op: each operation
         // next to its floor.
         for _ in 0..ops {
@@ -364,6 +373,12 @@ async fn measure_latencies(
             client_credentials.push(exchanger.client_credentials().await?);
             get_put.push(driver.floor_get_put().await?);
             api_key.push(exchanger.api_key().await?);
+            let (elapsed, floor_item) = webhooks.floor_put().await?;
+            put.push(elapsed);
+            let (elapsed, delivery) = webhooks.accept().await?;
+            accept.push(elapsed);
+            put_again.push(webhooks.floor_put_again(floor_item).await?);
+            duplicate.push(webhooks.duplicate(&delivery).await?);
         }
         for _ in 0..logins {
             login.push(driver.login().await?.0);
@@ -378,6 +393,10 @@ async fn measure_latencies(
         out.refresh_sequential.extend_round(refresh_sequential);
         out.login.extend_round(login);
         out.argon2.extend_round(argon);
+        out.floor_put.extend_round(put);
+        out.floor_put_again.extend_round(put_again);
+        out.webhook_accept.extend_round(accept);
+        out.webhook_duplicate.extend_round(duplicate);
     }
     Ok(out)
 }
@@ -457,6 +476,7 @@ async fn measure_cpu(args: &Args) -> Result<Vec<(String, Duration)>, String> {
 async fn measure_cold_starts(
     app: &TestApp,
     exchanger: &Exchanger<'_>,
+    webhooks: &Webhooks<'_>,
     args: &Args,
 ) -> Result<Vec<ColdStartResult>, String> {
     let runs = args.cold_runs();
@@ -491,6 +511,9 @@ async fn measure_cold_starts(
             let event = match function {
                 "login" => login_event.clone(),
                 "refresh" => refresh_event.clone(),
+                // A new delivery per run, signed now: the fresh instance reads
+                // the source (GetItem), verifies, then stores the event (PutItem).
+                "webhook" => webhooks.delivery()?.event,
                 _ => token_event.clone(),
             };
             // The emulator is blocking std code: keep it off the async thread.
@@ -514,7 +537,7 @@ async fn measure_cold_starts(
 }
 
 /// The functions whose cold start and zip are measured.
-const FUNCTIONS: [&str; 3] = ["login", "refresh", "token"];
+const FUNCTIONS: [&str; 4] = ["login", "refresh", "token", "webhook"];
 
 fn measure_zips() -> Result<Vec<ZipResult>, String> {
     progress("cargo lambda build --release --arm64 --output-format zip (slow: a full cross build)");
@@ -544,6 +567,8 @@ async fn run(args: &Args) -> Result<Report, String> {
     let app = TestApp::spawn().await;
     let mut driver = Driver { app: &app, email: EMAIL, refresh_token: String::new() };
     let exchanger = Exchanger::new(&app).await?;
+    let webhooks = Webhooks::new(&app).await?;
+    webhooks.check_floor_shape().await?;
     progress("warming up");
     driver.refresh_token = token_of(&driver.login().await?.1)?;
     for _ in 0..20 {
@@ -553,8 +578,10 @@ async fn run(args: &Args) -> Result<Report, String> {
         driver.refresh().await?;
         exchanger.client_credentials().await?;
         exchanger.api_key().await?;
+        webhooks.exercise().await?;
     }
-    let calls = count_calls(&mut driver, &exchanger).await?;
+    let mut calls = count_calls(&mut driver, &exchanger).await?;
+    calls.extend(webhooks.count_calls().await?);
     let (login_calls, refresh_calls) = (calls_of(&calls, "login"), calls_of(&calls, "refresh"));
     let client_credentials_calls = calls_of(&calls, "exchange client_credentials");
     app.add_user(WIDE_EMAIL, PASSWORD, &wide_scopes()).await;
@@ -567,9 +594,9 @@ async fn run(args: &Args) -> Result<Report, String> {
     for _ in 0..20 {
         sequential.refresh().await?;
     }
-    let latencies = measure_latencies(&mut driver, &mut sequential, &exchanger, args).await?;
+    let latencies = measure_latencies(&mut driver, &mut sequential, &exchanger, &webhooks, args).await?;
     let cpu = measure_cpu(args).await?;
-    let cold = measure_cold_starts(&app, &exchanger, args).await?;
+    let cold = measure_cold_starts(&app, &exchanger, &webhooks, args).await?;
     let zips = if args.skip_zip { Vec::new() } else { measure_zips()? };
 
     let l = &latencies;
@@ -604,6 +631,7 @@ async fn run(args: &Args) -> Result<Report, String> {
             client_credentials_calls.len() == 1,
         ),
     ];
+    targets.extend(webhook_targets(&latencies, &calls));
     for c in &cold {
         targets.push(Target::new(
             &format!("{} cold start to first response ≤ 20 ms (median)", c.function),
@@ -627,6 +655,30 @@ async fn run(args: &Args) -> Result<Report, String> {
         .with_dynamodb_calls(calls))
 }
 
+/// The webhook endpoint's targets: the warm accept against its PutItem
+/// floor, and its DynamoDB calls.
+fn webhook_targets(l: &Latencies, calls: &[CallCount]) -> Vec<Target> {
+    let accept_calls = calls_of(calls, "webhook accept");
+    let forged_calls = calls_of(calls, "webhook forged signature (source cached)");
+    vec![
+        Target::new(
+            "webhook accept p50 ≤ 1.3× conditional PutItem floor p50",
+            format!("{:.2}×", ms(l.webhook_accept.p50()) / ms(l.floor_put.p50())),
+            ms(l.webhook_accept.p50()) <= 1.3 * ms(l.floor_put.p50()),
+        ),
+        Target::new(
+            "webhook accept (source cached) makes exactly 1 DynamoDB call, a PutItem",
+            report::calls_text(accept_calls),
+            accept_calls == ["PutItem"],
+        ),
+        Target::new(
+            "webhook with a forged signature (source cached) makes no DynamoDB call",
+            report::calls_text(forged_calls),
+            forged_calls.is_empty(),
+        ),
+    ]
+}
+
 fn latencies_rows(l: &Latencies) -> Vec<report::LatencyRow> {
     let update = l.floor_update.p50();
     let get = l.floor_get.p50();
@@ -635,6 +687,8 @@ fn latencies_rows(l: &Latencies) -> Vec<report::LatencyRow> {
         report::LatencyRow::new("floor: GetItem (consistent)", &l.floor_get, None),
         report::LatencyRow::new("floor: conditional UpdateItem", &l.floor_update, None),
         report::LatencyRow::new("floor: GetItem, then PutItem", &l.floor_get_put, None),
+        report::LatencyRow::new("floor: conditional PutItem (webhook event item)", &l.floor_put, None),
+        report::LatencyRow::new("floor: the same PutItem again (condition fails)", &l.floor_put_again, None),
         report::LatencyRow::new("refresh (handler, event → response)", &l.refresh, Some(("UpdateItem", update))),
         report::LatencyRow::new(
             "refresh, signing after the write (A/B)",
@@ -656,6 +710,16 @@ fn latencies_rows(l: &Latencies) -> Vec<report::LatencyRow> {
             "exchange api_key (handler, event → response)",
             &l.exchange_api_key,
             Some(("GetItem+PutItem", get_put)),
+        ),
+        report::LatencyRow::new(
+            "webhook accept (handler, event → response)",
+            &l.webhook_accept,
+            Some(("PutItem", l.floor_put.p50())),
+        ),
+        report::LatencyRow::new(
+            "webhook duplicate (handler, event → response)",
+            &l.webhook_duplicate,
+            Some(("failed PutItem", l.floor_put_again.p50())),
         ),
     ]
 }

@@ -51,6 +51,11 @@ impl CallCount {
     }
 }
 
+/// DynamoDB calls as the tables show them: in order, or `none`.
+pub fn calls_text(calls: &[String]) -> String {
+    if calls.is_empty() { "none".into() } else { calls.join(", ") }
+}
+
 #[derive(Debug, Serialize)]
 pub struct ColdStartResult {
     pub function: String,
@@ -193,7 +198,7 @@ impl Report {
         if !self.dynamodb_calls.is_empty() {
             md.push_str("\n| DynamoDB calls (warm) | calls |\n|---|---|\n");
             for c in &self.dynamodb_calls {
-                let _ = writeln!(md, "| {} | {} |", c.operation, c.calls.join(", "));
+                let _ = writeln!(md, "| {} | {} |", c.operation, calls_text(&c.calls));
             }
         }
         md.push_str("\n| cold start | runs | exec → first /next (median) ms | exec → response (median) ms | min–max ms | peak RSS MiB |\n|---|---|---|---|---|---|\n");
