@@ -2,8 +2,10 @@
 # `make dev`: run Latchkey locally.
 #   - installs cargo-lambda and DynamoDB Local into .tools/ when missing
 #   - starts DynamoDB Local on 127.0.0.1:8000 (in memory)
-#   - creates the table, seeds tenant `demo`, user demo@example.com, an app and an API key
-#   - runs `cargo lambda watch` on 127.0.0.1:9000 and prints curl lines
+#   - creates the table, seeds tenant `demo`, user demo@example.com, an app, an API key
+#     and the webhook source `demo-webhooks`
+#   - runs `cargo lambda watch` on 127.0.0.1:9000 and prints curl lines (one of them a
+#     signed webhook delivery)
 # Ctrl-C stops the functions and DynamoDB Local.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,7 @@ set +a
 
 echo "dev: building (the first build takes a few minutes)" >&2
 cargo build -p latchkey-cli
-for function in login refresh token keys; do
+for function in login refresh token keys webhook; do
     cargo build -p "$function" --bin "$function"
 done
 latchkey=target/debug/latchkey
@@ -42,6 +44,29 @@ app_secret="$(json_field app_secret <<<"$app_json")"
 key_json="$("$latchkey" --json api-key create --tenant demo --name "Demo worker" --scopes "orders:read orders:write")"
 key_id="$(json_field id <<<"$key_json")"
 api_key="$(json_field key <<<"$key_json")"
+
+# A webhook source accepting both schemes, and a sample delivery signed for it.
+# DynamoDB Local starts empty, but `add` exits 3 if the name is taken: keep that one.
+webhook_source=demo-webhooks
+webhook_status=0
+webhook_json="$("$latchkey" --json webhook-source add "$webhook_source" --tenant demo \
+    --scheme standard --scheme sha256)" || webhook_status=$?
+case "$webhook_status" in
+    0) webhook_secret="$(json_field secret <<<"$webhook_json")" ;;
+    3) webhook_secret="(the existing one; rotate with: $latchkey webhook-source rotate-secret $webhook_source)" ;;
+    *) exit "$webhook_status" ;;
+esac
+# The exact bytes to send: no trailing newline, no single quote (the curl line quotes it).
+webhook_body='{"type":"invoice.paid","timestamp":"2026-01-15T09:30:00Z","data":{"invoice":"in_demo_1","amount":4200,"currency":"eur"}}'
+webhook_file="$(mktemp)"
+trap 'rm -f "$webhook_file"; scripts/dynamodb-local.sh stop "$DDB_PORT"' EXIT
+printf '%s' "$webhook_body" >"$webhook_file"
+signed_json="$("$latchkey" --json webhook sign --source "$webhook_source" --file "$webhook_file")"
+standard_header() { python3 -c 'import json,sys; print(json.load(sys.stdin)["standard"][sys.argv[1]])' "$1"; }
+webhook_id="$(standard_header webhook-id <<<"$signed_json")"
+webhook_timestamp="$(standard_header webhook-timestamp <<<"$signed_json")"
+webhook_signature="$(standard_header webhook-signature <<<"$signed_json")"
+webhook_signed_at="$(date -u -d "@$webhook_timestamp" +%H:%M:%S 2>/dev/null || echo "$webhook_timestamp")"
 
 base="http://127.0.0.1:$WATCH_PORT/lambda-url"
 cat <<INFO
@@ -82,6 +107,18 @@ Demo user: $DEMO_EMAIL / $DEMO_PASSWORD (tenant demo)
 
   # inspect an access token
   set -a; . dev/local.env; set +a; $latchkey token inspect <access_token>
+
+  # a signed webhook delivery to source $webhook_source (tenant demo; secret $webhook_secret).
+  # Signed at $webhook_signed_at UTC: valid for 5 minutes (the source's tolerance), then it
+  # answers 401. Send it twice: the second answer says "duplicate": true.
+  curl -s $base/webhook/v1/webhooks/$webhook_source -H 'content-type: application/json' \\
+       -H 'webhook-id: $webhook_id' -H 'webhook-timestamp: $webhook_timestamp' \\
+       -H 'webhook-signature: $webhook_signature' \\
+       --data-binary '$webhook_body'
+
+  # sign a fresh one later (prints the headers of both schemes; send the body byte for byte)
+  printf '%s' '$webhook_body' |
+      (set -a; . dev/local.env; set +a; $latchkey webhook sign --source $webhook_source --file -)
 
 INFO
 cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" --env-file dev/local.env

