@@ -646,6 +646,32 @@ mod tests {
         assert_eq!(verify_standard([&stranger], &headers, b"{}", FRESH), Err(WebhookRejection::SignatureMismatch));
     }
 
+    /// The README's sender example, kept compiling and verifying.
+    #[test]
+    fn the_readme_sender_example_verifies() {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        fn webhook_headers(
+            secrets: &[WebhookSecret],
+            id: &str,
+            body: &[u8],
+        ) -> Result<Vec<(&'static str, String)>, Box<dyn std::error::Error>> {
+            let timestamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+            let webhook = OutboundWebhook { id, timestamp, body };
+            Ok(webhook.standard_headers(secrets)?.to_vec())
+        }
+        let secret = WebhookSecret::generate();
+        let headers = webhook_headers(std::slice::from_ref(&secret), "msg_readme", b"{}").expect("signs");
+        let value = |name| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str());
+        let received = StandardHeaders {
+            id: value(header::WEBHOOK_ID),
+            timestamp: value(header::WEBHOOK_TIMESTAMP),
+            signature: value(header::WEBHOOK_SIGNATURE),
+        };
+        let freshness = Freshness { now: crate::time::now_secs(), tolerance: 300 };
+        verify_standard([&VerifyingKey::new(&secret)], &received, b"{}", freshness).expect("verifies");
+        assert!(webhook_headers(&[], "msg_readme", b"{}").is_err(), "no secret, no signature");
+    }
+
     #[test]
     fn the_classic_scheme_matches_githubs_documented_example() {
         // docs.github.com, "Validating webhook deliveries": this secret and

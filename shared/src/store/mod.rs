@@ -151,6 +151,58 @@ impl Table {
 }
 
 impl Table {
+    /// Writes `item` unless an unexpired item with its key exists (one left
+    /// past its TTL that DynamoDB has not deleted yet counts as absent);
+    /// `Ok(false)` if one does, and nothing is written.
+    pub(crate) async fn put_unless_live(&self, item: Item, now_secs: u64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(self.name())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(now_secs))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err.as_service_error().is_some_and(
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::is_conditional_check_failed_exception,
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(unavailable("PutItem", err)),
+        }
+    }
+
+    /// Every item of one partition: consistent Query pages until the last.
+    pub(crate) async fn query_partition(&self, pk: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(self.name())
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", e))?;
+            let last = output.last_evaluated_key.filter(|last| !last.is_empty());
+            items.extend(output.items.unwrap_or_default());
+            match last {
+                Some(last) => start = Some(last),
+                None => break,
+            }
+        }
+        Ok(items)
+    }
+
     /// A transaction step that puts `item` unless its key exists.
     pub(crate) fn put_new_step(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()

@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{Item, ItemReader, Table, key, n, s, unavailable};
+use super::{Item, ItemReader, Table, key, n, s};
 use crate::error::StoreError;
 use crate::jwt::SigningAlgorithm;
 
@@ -52,28 +52,9 @@ impl SigningKeyStore {
     /// Every key that has not expired, oldest first.
     pub async fn list(&self, now_secs: u64) -> Result<Vec<SigningKeyRecord>, StoreError> {
         let mut records = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .table
-                .client
-                .query()
-                .table_name(self.table.name())
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(PK))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("Query", e))?;
-            for item in output.items() {
-                if !ItemReader::new(item).is_expired(now_secs)? {
-                    records.push(parse_key(item)?);
-                }
-            }
-            match output.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => break,
+        for item in self.table.query_partition(PK).await? {
+            if !ItemReader::new(&item).is_expired(now_secs)? {
+                records.push(parse_key(&item)?);
             }
         }
         records.sort_by(|a, b| (a.active_from, a.created_at, &a.kid).cmp(&(b.active_from, b.created_at, &b.kid)));

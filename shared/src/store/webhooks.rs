@@ -11,7 +11,6 @@
 //!   unexpired event with that id exists. One write per delivery, no read.
 
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -151,30 +150,7 @@ impl WebhookSourceStore {
 
     /// Every source, by name.
     pub async fn list(&self) -> Result<Vec<WebhookSourceRecord>, StoreError> {
-        let mut records = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .table
-                .client
-                .query()
-                .table_name(self.table.name())
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(SOURCE_PK))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("Query", e))?;
-            for item in output.items() {
-                records.push(parse_source(item)?);
-            }
-            match output.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => break,
-            }
-        }
-        Ok(records)
+        self.table.query_partition(SOURCE_PK).await?.iter().map(parse_source).collect()
     }
 
     /// Replaces the secrets if the source is still at `record.version`;
@@ -324,22 +300,6 @@ impl WebhookEventStore {
         };
         item.insert("body".into(), body);
         item.insert("expires_at".into(), n(event.expires_at));
-        let result = self
-            .table
-            .client
-            .put_item()
-            .table_name(self.table.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
-            .expression_attribute_values(":now", n(event.received_at))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(PutItemError::is_conditional_check_failed_exception) => {
-                Ok(false)
-            }
-            Err(err) => Err(unavailable("PutItem", err)),
-        }
+        self.table.put_unless_live(item, event.received_at).await
     }
 }
