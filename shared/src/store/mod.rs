@@ -128,40 +128,26 @@ impl Table {
 
     /// Writes `item` unless its key exists; `Ok(false)` if it does.
     pub(crate) async fn put_if_absent(&self, item: Item) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(self.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err.as_service_error().is_some_and(
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::is_conditional_check_failed_exception,
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(unavailable("PutItem", err)),
-        }
+        self.put_unless(item, "attribute_not_exists(pk)", None).await
     }
-}
 
-impl Table {
     /// Writes `item` unless an unexpired item with its key exists (one left
     /// past its TTL that DynamoDB has not deleted yet counts as absent);
     /// `Ok(false)` if one does, and nothing is written.
     pub(crate) async fn put_unless_live(&self, item: Item, now_secs: u64) -> Result<bool, StoreError> {
+        self.put_unless(item, "attribute_not_exists(pk) OR expires_at <= :now", Some(now_secs)).await
+    }
+
+    /// A PutItem under `condition` (which may use `:now`); `Ok(false)` when
+    /// the condition fails.
+    async fn put_unless(&self, item: Item, condition: &str, now_secs: Option<u64>) -> Result<bool, StoreError> {
         let result = self
             .client
             .put_item()
             .table_name(self.name())
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
-            .expression_attribute_values(":now", n(now_secs))
+            .condition_expression(condition)
+            .set_expression_attribute_values(now_secs.map(|now| HashMap::from([(":now".to_owned(), n(now))])))
             .send()
             .await;
         match result {
