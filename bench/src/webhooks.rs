@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use latchkey::domain::WebhookSourceName;
+use latchkey::domain::{TenantId, WebhookSourceName};
 use latchkey::service::WebhookService;
 use latchkey::service::webhooks::{DEFAULT_RETENTION_SECS, WEBHOOK_PATH_PREFIX};
-use latchkey::store::webhooks::event_key;
+use latchkey::store::WebhookEvent;
+use latchkey::store::webhooks::event_item;
 use latchkey::webhook::{OutboundWebhook, Scheme, WebhookSecret};
 use latchkey_tests::{TENANT, TestApp, event_json};
 use serde_json::Value;
@@ -209,28 +210,24 @@ impl<'a> Webhooks<'a> {
     /// with a new id, received and signed at `now`, with the headers the
     /// handler keeps from [`Self::delivery`]'s request.
     fn event_item(&self, source: &str, id: &str, now: u64) -> Result<Item, String> {
-        let s = |text: &str| AttributeValue::S(text.to_owned());
-        let n = |value: u64| AttributeValue::N(value.to_string());
-        let headers: Item = [
-            ("content-type", s("application/json")),
-            ("user-agent", s(USER_AGENT)),
-            ("webhook-id", s(id)),
-            ("webhook-timestamp", s(&now.to_string())),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect();
-        let mut item = event_key(&source_name(source)?, id);
-        item.insert("event_id".into(), s(id));
-        item.insert("source".into(), s(source));
-        item.insert("tenant_id".into(), s(TENANT));
-        item.insert("scheme".into(), s(Scheme::Standard.as_str()));
-        item.insert("received_at".into(), n(now));
-        item.insert("signed_at".into(), n(now));
-        item.insert("headers".into(), AttributeValue::M(headers));
-        item.insert("body".into(), s(&self.body));
-        item.insert("expires_at".into(), n(now + DEFAULT_RETENTION_SECS));
-        Ok(item)
+        let headers = [
+            ("content-type", "application/json".to_owned()),
+            ("user-agent", USER_AGENT.to_owned()),
+            ("webhook-id", id.to_owned()),
+            ("webhook-timestamp", now.to_string()),
+        ];
+        let tenant_id = TenantId::parse(TENANT).map_err(|e| e.0)?;
+        Ok(event_item(&WebhookEvent {
+            source: &source_name(source)?,
+            tenant_id: &tenant_id,
+            scheme: Scheme::Standard,
+            id,
+            received_at: now,
+            signed_at: Some(now),
+            headers: &headers,
+            body: self.body.as_bytes(),
+            expires_at: now + DEFAULT_RETENTION_SECS,
+        }))
     }
 
     async fn put(&self, item: Item, now: u64) -> Result<(), aws_sdk_dynamodb::error::SdkError<PutItemError>> {
@@ -287,16 +284,8 @@ impl<'a> Webhooks<'a> {
         let (_, delivery) = self.accept().await?;
         let stored = self
             .app
-            .table
-            .client()
-            .get_item()
-            .table_name(self.app.table.name())
-            .set_key(Some(event_key(&source_name(SOURCE)?, &delivery.id)))
-            .consistent_read(true)
-            .send()
+            .stored_webhook_event(SOURCE, &delivery.id)
             .await
-            .map_err(|e| format!("reading a stored webhook event: {e}"))?
-            .item
             .ok_or("an accepted webhook event is not in the table")?;
         let received_at = stored
             .get("received_at")

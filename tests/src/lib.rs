@@ -237,6 +237,42 @@ impl TestApp {
         view
     }
 
+    /// The stored webhook event of `source` with dedupe id `id`, read
+    /// directly (a consistent GetItem).
+    pub async fn stored_webhook_event(&self, source: &str, id: &str) -> Option<latchkey::store::Item> {
+        let source = latchkey::domain::WebhookSourceName::parse(source).expect("valid source name");
+        self.table
+            .client()
+            .get_item()
+            .table_name(self.table.name())
+            .set_key(Some(latchkey::store::webhooks::event_key(&source, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem")
+            .item
+    }
+
+    /// Every stored webhook event (a test table fits one Scan page).
+    pub async fn stored_webhook_events(&self) -> Vec<latchkey::store::Item> {
+        let output = self
+            .table
+            .client()
+            .scan()
+            .table_name(self.table.name())
+            .filter_expression("begins_with(pk, :prefix)")
+            .expression_attribute_values(":prefix", aws_sdk_dynamodb::types::AttributeValue::S("WEBHOOK#".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("Scan");
+        assert!(
+            output.last_evaluated_key().is_none_or(std::collections::HashMap::is_empty),
+            "one page holds the table"
+        );
+        output.items.unwrap_or_default()
+    }
+
     /// Registers an app in `tenant`; returns its id and secret.
     pub async fn add_app(&self, tenant: &str) -> (String, String) {
         use secrecy::ExposeSecret as _;

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use latchkey::webhook::{Scheme, WebhookSecret};
 use latchkey_tests::{EMAIL, PASSWORD, TENANT, TestApp, TestKey, function_env, login_body};
 use secrecy::ExposeSecret as _;
@@ -257,41 +256,16 @@ fn third_party_senders_deliver_signed_webhooks_over_http() {
 
     // The table, read directly: the Standard delivery stored once, byte for
     // byte; the classic one once; the tampered one not at all.
-    let client = app.table.client();
-    let key = |pk: String| {
-        [("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S("EVENT".to_owned()))].into()
-    };
-    let stored = runtime
-        .block_on(
-            client
-                .get_item()
-                .table_name(app.table.name())
-                .set_key(Some(key(format!("WEBHOOK#provider#{msg_id}"))))
-                .consistent_read(true)
-                .send(),
-        )
-        .expect("GetItem")
-        .item
-        .expect("the Standard delivery is stored");
+    let stored =
+        runtime.block_on(app.stored_webhook_event("provider", &msg_id)).expect("the Standard delivery is stored");
     let text = |name: &str| stored.get(name).and_then(|v| v.as_s().ok()).map(String::as_str);
     assert_eq!(text("body"), Some(payload), "the body as sent, byte for byte");
     assert_eq!(text("event_id"), Some(msg_id.as_str()));
     assert_eq!(text("scheme"), Some("standard"));
     assert_eq!(text("tenant_id"), Some(TENANT));
-    let scan = runtime
-        .block_on(
-            client
-                .scan()
-                .table_name(app.table.name())
-                .filter_expression("begins_with(pk, :prefix)")
-                .expression_attribute_values(":prefix", AttributeValue::S("WEBHOOK#".to_owned()))
-                .consistent_read(true)
-                .send(),
-        )
-        .expect("Scan");
-    assert!(scan.last_evaluated_key().is_none_or(std::collections::HashMap::is_empty), "one page holds the table");
+    let scan = runtime.block_on(app.stored_webhook_events());
     let mut events: Vec<&str> =
-        scan.items().iter().filter_map(|item| item.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str)).collect();
+        scan.iter().filter_map(|item| item.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str)).collect();
     events.sort_unstable();
     let classic_pk = format!("WEBHOOK#classic#{}", latchkey::webhook::body_id(classic_payload.as_bytes()));
     assert_eq!(events, [classic_pk.as_str(), &format!("WEBHOOK#provider#{msg_id}")]);

@@ -6,7 +6,6 @@ use lambda_http::http::StatusCode;
 use latchkey::domain::WebhookSourceName;
 use latchkey::service::webhooks::WebhookSourceError;
 use latchkey::store::Item;
-use latchkey::store::webhooks::event_key;
 use latchkey::time::now_secs;
 use latchkey::webhook::{OutboundWebhook, Scheme, WebhookSecret, body_id, sign_sha256};
 use latchkey_tests::{CLIENT_IP, Options, TENANT, TestApp, TestResponse, event_json, futures_join_all};
@@ -33,34 +32,6 @@ fn borrowed(headers: &[(String, String)]) -> Vec<(&str, &str)> {
 
 async fn deliver(app: &TestApp, source: &str, headers: &[(String, String)], body: &str) -> TestResponse {
     app.post_webhook(source, &borrowed(headers), body).await
-}
-
-async fn stored_event(app: &TestApp, source: &str, id: &str) -> Option<Item> {
-    app.table
-        .client()
-        .get_item()
-        .table_name(app.table.name())
-        .set_key(Some(event_key(&name(source), id)))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem")
-        .item
-}
-
-async fn stored_event_count(app: &TestApp) -> usize {
-    let output = app
-        .table
-        .client()
-        .scan()
-        .table_name(app.table.name())
-        .filter_expression("begins_with(pk, :prefix)")
-        .expression_attribute_values(":prefix", AttributeValue::S("WEBHOOK#".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("Scan");
-    output.items().len()
 }
 
 fn string<'a>(item: &'a Item, attribute: &str) -> &'a str {
@@ -105,7 +76,7 @@ async fn a_standard_delivery_is_stored_once_and_a_redelivery_is_a_duplicate() {
     assert_accepted(&first, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", false);
     assert_eq!(app.calls.take(), ["GetItem", "PutItem"], "cold cache: the source, then the event");
 
-    let item = stored_event(&app, "billing", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W").await.expect("stored");
+    let item = app.stored_webhook_event("billing", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W").await.expect("stored");
     assert_eq!(string(&item, "body"), BODY, "the exact bytes received");
     assert_eq!(string(&item, "source"), "billing");
     assert_eq!(string(&item, "tenant_id"), TENANT);
@@ -128,15 +99,15 @@ async fn a_standard_delivery_is_stored_once_and_a_redelivery_is_a_duplicate() {
     // A retry signed later (new timestamp, same id) is the same event too.
     let later = standard("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now + 5, BODY, std::slice::from_ref(&secret));
     assert_accepted(&deliver(&app, "billing", &later, BODY).await, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", true);
-    assert_eq!(stored_event_count(&app).await, 1, "stored once");
-    let unchanged = stored_event(&app, "billing", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W").await.expect("stored");
+    assert_eq!(app.stored_webhook_events().await.len(), 1, "stored once");
+    let unchanged = app.stored_webhook_event("billing", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W").await.expect("stored");
     assert_eq!(unchanged, item, "a duplicate writes nothing");
 
     let next = standard("msg_next", now, BODY, std::slice::from_ref(&secret));
     app.calls.take();
     assert_accepted(&deliver(&app, "billing", &next, BODY).await, "msg_next", false);
     assert_eq!(app.calls.take(), ["PutItem"], "the accept path is one write with the source cached");
-    assert_eq!(stored_event_count(&app).await, 2);
+    assert_eq!(app.stored_webhook_events().await.len(), 2);
 }
 
 #[tokio::test]
@@ -154,7 +125,7 @@ async fn parallel_redeliveries_store_exactly_one_event() {
         }
     }
     assert_eq!(fresh, 1, "exactly one delivery is new: {responses:?}");
-    assert_eq!(stored_event_count(&app).await, 1);
+    assert_eq!(app.stored_webhook_events().await.len(), 1);
 }
 
 #[tokio::test]
@@ -198,7 +169,7 @@ async fn forged_stale_and_malformed_deliveries_are_refused_and_nothing_is_stored
 
     let writes: Vec<_> = app.calls.take().into_iter().filter(|op| op != "GetItem").collect();
     assert!(writes.is_empty(), "a refused delivery writes nothing: {writes:?}");
-    assert_eq!(stored_event_count(&app).await, 0);
+    assert_eq!(app.stored_webhook_events().await.len(), 0);
 }
 
 #[tokio::test]
@@ -230,7 +201,7 @@ async fn unknown_sources_methods_and_oversized_bodies_get_clear_errors() {
     let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(2048));
     let signed_big = standard("msg_big", now_secs(), &big, std::slice::from_ref(&secret));
     deliver(&app, "billing", &signed_big, &big).await.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request");
-    assert_eq!(stored_event_count(&app).await, 0);
+    assert_eq!(app.stored_webhook_events().await.len(), 0);
 }
 
 #[tokio::test]
@@ -253,7 +224,7 @@ async fn a_base64_encoded_binary_body_is_verified_over_its_decoded_bytes() {
     event["isBase64Encoded"] = true.into();
     let request = lambda_http::request::from_str(&event.to_string()).expect("valid event");
     assert_accepted(&app.webhook_request(request).await, "msg_binary", false);
-    let item = stored_event(&app, "files", "msg_binary").await.expect("stored");
+    let item = app.stored_webhook_event("files", "msg_binary").await.expect("stored");
     assert_eq!(item.get("body"), Some(&AttributeValue::B(bytes.into())), "non-UTF-8 bodies are stored as binary");
 }
 
@@ -269,7 +240,7 @@ async fn the_classic_scheme_with_and_without_a_timestamp() {
     let github = [("x-hub-signature-256", signature.as_str()), ("x-github-event", "ping")];
     let id = body_id(body.as_bytes());
     assert_accepted(&app.post_webhook("github", &github, body).await, &id, false);
-    let item = stored_event(&app, "github", &id).await.expect("stored");
+    let item = app.stored_webhook_event("github", &id).await.expect("stored");
     assert_eq!(string(&item, "scheme"), "sha256");
     assert!(!item.contains_key("signed_at"));
     let Some(AttributeValue::M(kept)) = item.get("headers") else { panic!("headers kept") };
@@ -293,7 +264,7 @@ async fn the_classic_scheme_with_and_without_a_timestamp() {
     // Standard headers at a sha256-only source: told what it expects.
     let headers = standard("msg_1", now, body, &[WebhookSecret::generate()]);
     assert_rejected(&deliver(&app, "github", &headers, body).await, "X-Webhook-Signature");
-    assert_eq!(stored_event_count(&app).await, 2);
+    assert_eq!(app.stored_webhook_events().await.len(), 2);
 }
 
 #[tokio::test]
