@@ -732,7 +732,8 @@ async fn sign_webhook(
     let id = id.unwrap_or_else(|| format!("msg_{}", latchkey::crypto::random_id()));
     let webhook = OutboundWebhook { id: &id, timestamp: timestamp.unwrap_or_else(now_secs), body: &body };
     let standard = webhook.standard_headers(&secrets).ok();
-    let sha256 = webhook.sha256_headers(&secrets[0]);
+    let newest = secrets.first().ok_or_else(|| CliError::Input(format!("webhook source {source} holds no secret")))?;
+    let sha256 = webhook.sha256_headers(newest);
     let mut value = json!({"source": view.name, "url_path": view.url_path});
     let mut lines = Vec::new();
     if let Some(headers) = &standard {
