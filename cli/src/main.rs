@@ -10,9 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use latchkey::config::{Env, StoreConfig};
 use latchkey::credentials::AppSecrets;
 use latchkey::domain::parse_allow_list;
-use latchkey::domain::{AppId, Email, Label, Password, Plan, Scopes, Stage, TenantId, UserId, WebhookSourceName};
+use latchkey::domain::{
+    AppId, Email, Label, Password, Plan, RateLimitOverride, Scopes, Stage, TenantId, UserId, WebhookSourceName,
+};
 use latchkey::jwt::{AccessTokenVerifier, SigningAlgorithm, dangerous};
-use latchkey::keys::{DEFAULT_PREPUBLISH, KeyRing};
+use latchkey::keys::{DEFAULT_PREPUBLISH, KeyRing, RetireOutcome};
 use latchkey::service::api_keys::NewApiKey;
 use latchkey::service::webhooks::{NewWebhookSource, WebhookSourceError, WebhookSourceView};
 use latchkey::store::users::AddUserOutcome;
@@ -151,6 +153,19 @@ enum ApiKeyCommand {
         /// Allow requests only from this address or CIDR block (repeatable).
         #[arg(long = "allow-ip")]
         allow_ip: Vec<String>,
+        /// The key's own hourly limit instead of the tenant's plan: a number
+        /// (requests per hour) or `unlimited`. The key then counts on its own.
+        #[arg(long)]
+        rate_limit: Option<RateLimitOverride>,
+    },
+    /// Set a key's own hourly limit (a number or `unlimited`), or `plan` to
+    /// count it against the tenant's plan again. Authorizer decisions see the
+    /// change once their cached copy of the key expires (≤ 60 s).
+    SetRateLimit {
+        #[arg(long)]
+        tenant: TenantId,
+        id: String,
+        limit: String,
     },
     /// List a tenant's keys (never their secrets).
     List {
@@ -246,6 +261,21 @@ enum SigningKeyCommand {
         /// Delay before the key signs, e.g. 2h, 30m (default 2h).
         #[arg(long, value_parser = humantime_duration)]
         prepublish: Option<Duration>,
+    },
+    /// Retire a key: it stops signing now and stays published until every
+    /// token it signed has expired (access token lifetime + 30 s leeway).
+    Retire {
+        kid: String,
+        /// Unpublish it at once (a leaked key): tokens it signed stop
+        /// verifying as soon as each function instance's key cache expires
+        /// (LATCHKEY_KEY_CACHE_SECONDS).
+        #[arg(long)]
+        immediately: bool,
+        /// Retire the only key that can sign. The next token creates a new
+        /// key at once, which verifiers with a cached JWKS (API Gateway: up
+        /// to 2 h) reject until their cache expires. Rotate first instead.
+        #[arg(long)]
+        force: bool,
     },
     /// List the published keys.
     List,
@@ -468,7 +498,7 @@ async fn api_key(command: ApiKeyCommand, json_output: bool) -> Result<(), CliErr
     let latchkey = Latchkey::from_env().await?;
     let service = latchkey.api_key_service();
     match command {
-        ApiKeyCommand::Create { tenant, name, scopes, env, expires_in, allow_ip } => {
+        ApiKeyCommand::Create { tenant, name, scopes, env, expires_in, allow_ip, rate_limit } => {
             let now = now_secs();
             let new = NewApiKey {
                 tenant_id: tenant.clone(),
@@ -477,6 +507,7 @@ async fn api_key(command: ApiKeyCommand, json_output: bool) -> Result<(), CliErr
                 env: env.unwrap_or(latchkey.config.stage),
                 valid_until: expires_in.map(|lifetime| now + lifetime.as_secs()),
                 allowed_ips: parse_allow_list(allow_ip.iter().map(String::as_str)).map_err(|e| CliError::Input(e.0))?,
+                rate_limit,
             };
             let Some(created) = service.add(new, now).await? else {
                 return Err(CliError::Input(format!("no tenant {tenant}: add it with `latchkey tenant add`")));
@@ -514,6 +545,19 @@ async fn api_key(command: ApiKeyCommand, json_output: bool) -> Result<(), CliErr
                 .join("\n");
             let value = serde_json::to_value(&keys).map_err(|e| CliError::Input(e.to_string()))?;
             emit(json_output, &json!({"keys": value}), if text.is_empty() { "no API keys" } else { &text });
+        }
+        ApiKeyCommand::SetRateLimit { tenant, id, limit } => {
+            let limit = if limit.trim() == "plan" { None } else { Some(limit.parse().map_err(CliError::Input)?) };
+            service.set_rate_limit_in_tenant(&tenant, &id, limit).await.map_err(|err| match err {
+                ApiError::NotFound(_) => CliError::Input(format!("tenant {tenant} has no API key {id}")),
+                other => CliError::Api(other),
+            })?;
+            let shown = limit.map_or_else(|| "the tenant's plan".to_owned(), |limit| limit.to_string());
+            emit(
+                json_output,
+                &json!({"id": id, "rate_limit": limit.map(|limit| limit.to_string())}),
+                &format!("API key {id} now limited by {shown}"),
+            );
         }
         ApiKeyCommand::Revoke { tenant, id } => {
             let revoked = service.revoke_in_tenant(&tenant, &id).await.map_err(|err| match err {
@@ -555,6 +599,20 @@ async fn signing_key(command: SigningKeyCommand, json_output: bool) -> Result<()
                 &text,
             );
         }
+        SigningKeyCommand::Retire { kid, immediately, force } => match ring.retire(&kid, immediately, force).await? {
+            RetireOutcome::Retired { expires_at } => emit(
+                json_output,
+                &json!({"kid": kid, "expires_at": rfc3339(expires_at)}),
+                &format!("signing key {kid} retired: signs nothing more; published until {}", rfc3339(expires_at)),
+            ),
+            RetireOutcome::NotFound => return Err(CliError::Input(format!("no published signing key {kid}"))),
+            RetireOutcome::OnlySigner => {
+                return Err(CliError::Conflict(format!(
+                    "signing key {kid} is the only key that can sign now: run `latchkey signing-key rotate` and \
+                     retire it once the new key signs, or pass --force"
+                )));
+            }
+        },
         SigningKeyCommand::List => {
             let set = ring.reload().await?;
             let signing = set.signing.as_ref().map(|k| k.kid.clone());
@@ -563,7 +621,8 @@ async fn signing_key(command: SigningKeyCommand, json_output: bool) -> Result<()
                 .iter()
                 .map(|r| {
                     json!({"kid": r.kid, "alg": r.algorithm.as_str(), "created_at": rfc3339(r.created_at),
-                           "active_from": rfc3339(r.active_from), "signing": signing.as_deref() == Some(r.kid.as_str())})
+                           "active_from": rfc3339(r.active_from), "signing": signing.as_deref() == Some(r.kid.as_str()),
+                           "retired_at": r.retired_at.map(rfc3339), "expires_at": r.expires_at.map(rfc3339)})
                 })
                 .collect();
             let text = set
@@ -571,7 +630,8 @@ async fn signing_key(command: SigningKeyCommand, json_output: bool) -> Result<()
                 .iter()
                 .map(|r| {
                     let marker = if signing.as_deref() == Some(r.kid.as_str()) { " (signing)" } else { "" };
-                    format!("{}  {}  active from {}{marker}", r.kid, r.algorithm, rfc3339(r.active_from))
+                    let until = r.expires_at.map(|at| format!(", published until {}", rfc3339(at))).unwrap_or_default();
+                    format!("{}  {}  active from {}{until}{marker}", r.kid, r.algorithm, rfc3339(r.active_from))
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
@@ -586,6 +646,7 @@ fn key_ring(latchkey: &Latchkey) -> KeyRing {
         latchkey.stores.signing_keys.clone(),
         latchkey.config.sealing_key.sealer(),
         latchkey.config.signing_algorithm,
+        latchkey.config.access_token_ttl,
         Duration::ZERO,
     )
 }

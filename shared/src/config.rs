@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::crypto::SealingKey;
-use crate::domain::Stage;
+use crate::domain::{Scopes, Stage};
 use crate::jwt::SigningAlgorithm;
 
 /// Why configuration could not be loaded. Always fatal at cold start.
@@ -84,6 +84,19 @@ pub struct Config {
     /// How long the webhook function trusts a cached source (its secrets):
     /// a removed secret stops verifying within this time. 0 disables it.
     pub webhook_source_cache_ttl: Duration,
+    /// How long the authorizer, `/v1/verify` and the middleware trust a
+    /// cached API key or tenant plan: a revoked key is refused within this
+    /// time. 0 disables it.
+    pub auth_cache_ttl: Duration,
+    /// Whether requests with an access token count against the tenant's
+    /// limit too (one UpdateItem each). Off: access tokens are verified with
+    /// no DynamoDB call and only API-key requests are counted.
+    pub rate_limit_access_tokens: bool,
+    /// `Cache-Control: max-age` of the JWKS and discovery documents.
+    pub jwks_max_age: Duration,
+    /// Scopes the authorizer requires per API Gateway route key
+    /// (`"GET /orders"`); routes not listed need none.
+    pub route_scopes: HashMap<String, Scopes>,
 }
 
 impl fmt::Debug for Config {
@@ -105,6 +118,10 @@ impl fmt::Debug for Config {
             .field("key_cache_ttl", &self.key_cache_ttl)
             .field("webhook_max_body_bytes", &self.webhook_max_body_bytes)
             .field("webhook_source_cache_ttl", &self.webhook_source_cache_ttl)
+            .field("auth_cache_ttl", &self.auth_cache_ttl)
+            .field("rate_limit_access_tokens", &self.rate_limit_access_tokens)
+            .field("jwks_max_age", &self.jwks_max_age)
+            .field("route_scopes", &self.route_scopes)
             .finish()
     }
 }
@@ -286,8 +303,29 @@ impl Config {
             )?)
             .unwrap_or(usize::MAX),
             webhook_source_cache_ttl: env.seconds("LATCHKEY_WEBHOOK_SOURCE_CACHE_SECONDS", 30, 0..=300)?,
+            auth_cache_ttl: env.seconds("LATCHKEY_AUTH_CACHE_SECONDS", 30, 0..=60)?,
+            rate_limit_access_tokens: env.parsed("LATCHKEY_RATE_LIMIT_ACCESS_TOKENS", false)?,
+            jwks_max_age: env.seconds("LATCHKEY_JWKS_MAX_AGE_SECONDS", 300, 0..=3600)?,
+            route_scopes: route_scopes(env.get("LATCHKEY_ROUTE_SCOPES"))?,
         })
     }
+}
+
+/// Parses `LATCHKEY_ROUTE_SCOPES`: a JSON object from route key to the
+/// scopes it needs, space-separated (`{"POST /orders": "orders:write"}`).
+fn route_scopes(raw: Option<&str>) -> Result<HashMap<String, Scopes>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { name: "LATCHKEY_ROUTE_SCOPES", reason };
+    let Some(raw) = raw else {
+        return Ok(HashMap::new());
+    };
+    let map: HashMap<String, String> =
+        serde_json::from_str(raw).map_err(|e| invalid(format!("must be a JSON object of strings: {e}")))?;
+    map.into_iter()
+        .map(|(route, scopes)| {
+            let parsed = Scopes::parse(&scopes).map_err(|e| invalid(format!("route `{route}`: {}", e.0)))?;
+            Ok((route.trim().to_owned(), parsed))
+        })
+        .collect()
 }
 
 /// Encodes a fresh random sealing key the way `LATCHKEY_SEALING_KEY` expects.
@@ -320,6 +358,27 @@ mod tests {
         assert_eq!(config.stage, Stage::Test);
         assert_eq!(config.webhook_max_body_bytes, 256 * 1024);
         assert_eq!(config.webhook_source_cache_ttl, Duration::from_secs(30));
+        assert_eq!(config.auth_cache_ttl, Duration::from_secs(30));
+        assert!(!config.rate_limit_access_tokens);
+        assert_eq!(config.jwks_max_age, Duration::from_secs(300));
+        assert!(config.route_scopes.is_empty());
+    }
+
+    #[test]
+    fn route_scopes_and_the_authorizer_cache_are_checked() {
+        let mut vars = base();
+        vars.push(("LATCHKEY_ROUTE_SCOPES", r#"{"POST /orders": "orders:write orders:read", "GET /health": ""}"#));
+        let config = Config::from(&Env::from_pairs(vars)).expect("valid route scopes");
+        assert_eq!(config.route_scopes["POST /orders"].to_string(), "orders:read orders:write");
+        assert!(config.route_scopes["GET /health"].is_empty());
+        let mut vars = base();
+        vars.push(("LATCHKEY_ROUTE_SCOPES", r#"["orders:read"]"#));
+        let err = Config::from(&Env::from_pairs(vars)).expect_err("not an object");
+        assert!(err.to_string().contains("LATCHKEY_ROUTE_SCOPES"), "{err}");
+        let mut vars = base();
+        vars.push(("LATCHKEY_AUTH_CACHE_SECONDS", "61"));
+        let err = Config::from(&Env::from_pairs(vars)).expect_err("over the SPEC's 60 s");
+        assert!(err.to_string().contains("LATCHKEY_AUTH_CACHE_SECONDS"), "{err}");
     }
 
     #[test]

@@ -83,6 +83,50 @@ impl FromStr for Plan {
     }
 }
 
+/// A per-key rate limit set by an administrator, replacing the tenant's
+/// plan limit for that key's requests (which then count on the key's own
+/// counter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateLimitOverride {
+    PerHour(u32),
+    Unlimited,
+}
+
+impl RateLimitOverride {
+    /// Requests per hour; `None` is unlimited.
+    pub fn hourly_limit(self) -> Option<u32> {
+        match self {
+            RateLimitOverride::PerHour(limit) => Some(limit),
+            RateLimitOverride::Unlimited => None,
+        }
+    }
+}
+
+impl fmt::Display for RateLimitOverride {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateLimitOverride::PerHour(limit) => write!(f, "{limit}/h"),
+            RateLimitOverride::Unlimited => f.write_str("unlimited"),
+        }
+    }
+}
+
+impl FromStr for RateLimitOverride {
+    type Err = String;
+    /// `500`, `500/h` or `unlimited`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        if text.eq_ignore_ascii_case("unlimited") {
+            return Ok(RateLimitOverride::Unlimited);
+        }
+        let number = text.strip_suffix("/h").unwrap_or(text);
+        match number.parse::<u32>() {
+            Ok(limit) if limit > 0 => Ok(RateLimitOverride::PerHour(limit)),
+            _ => Err(format!("rate limit must be a positive number of requests per hour or `unlimited`, not `{text}`")),
+        }
+    }
+}
+
 /// Why a piece of input was refused; the text is safe to show the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -535,5 +579,11 @@ mod tests {
         assert_eq!("pro".parse::<Plan>(), Ok(Plan::Pro));
         assert_eq!(Plan::Enterprise.hourly_limit(), None);
         assert_eq!(Plan::Free.hourly_limit(), Some(100));
+        assert_eq!("500".parse::<RateLimitOverride>(), Ok(RateLimitOverride::PerHour(500)));
+        assert_eq!("500/h".parse::<RateLimitOverride>(), Ok(RateLimitOverride::PerHour(500)));
+        assert_eq!("Unlimited".parse::<RateLimitOverride>(), Ok(RateLimitOverride::Unlimited));
+        assert!("0".parse::<RateLimitOverride>().is_err());
+        assert!("-1".parse::<RateLimitOverride>().is_err());
+        assert_eq!(RateLimitOverride::PerHour(7).to_string(), "7/h");
     }
 }

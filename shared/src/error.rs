@@ -4,6 +4,7 @@
 //! status; `error_code` and `public_description` are the only things a caller
 //! ever sees. Causes stay in `#[source]` for the logs.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use lambda_http::http::StatusCode;
@@ -76,7 +77,7 @@ pub enum ApiError {
     InvalidScope(String),
     /// The token is fine but lacks the scope this operation needs (RFC 6750 §3.1).
     #[error("{message}")]
-    InsufficientScope { message: &'static str, scope: &'static str },
+    InsufficientScope { message: &'static str, scope: Cow<'static, str> },
     #[error("requests from this IP address are not allowed for this API key")]
     IpNotAllowed,
     /// An inbound webhook that is unsigned, wrongly signed or not fresh.
@@ -84,6 +85,9 @@ pub enum ApiError {
     WebhookRejected(#[from] crate::webhook::WebhookRejection),
     #[error("{message}")]
     RateLimited { retry_after: Duration, message: &'static str },
+    /// The plan's (or key's) hourly limit is used up.
+    #[error("the rate limit of {} requests per hour is used up; retry when the window resets", .0.limit)]
+    QuotaExceeded(crate::rate_limit::RateLimitStatus),
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable(#[source] BoxError),
     #[error("internal error")]
@@ -112,7 +116,7 @@ impl ApiError {
             | ApiError::InvalidClient { .. }
             | ApiError::WebhookRejected(_) => StatusCode::UNAUTHORIZED,
             ApiError::InsufficientScope { .. } | ApiError::IpNotAllowed => StatusCode::FORBIDDEN,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -132,7 +136,7 @@ impl ApiError {
             ApiError::InvalidScope(_) => "invalid_scope",
             ApiError::InsufficientScope { .. } => "insufficient_scope",
             ApiError::IpNotAllowed => "ip_not_allowed",
-            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RateLimited { .. } | ApiError::QuotaExceeded(_) => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "server_error",
         }
@@ -148,6 +152,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
+            ApiError::QuotaExceeded(status) => Some(Duration::from_secs(status.retry_after_secs())),
             ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
             _ => None,
         }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt as _, Response};
 use secrecy::SecretString;
@@ -78,6 +78,7 @@ pub fn error_response(err: &ApiError) -> HttpResponse {
         ApiError::MethodNotAllowed { allow } => {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
+        ApiError::QuotaExceeded(status) => status.write_headers(headers),
         _ => {}
     }
     response
@@ -234,7 +235,12 @@ pub enum Authorization {
 
 /// Reads the `Authorization` header, if any.
 pub fn authorization(req: &Request) -> Result<Option<Authorization>, ApiError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    authorization_header(req.headers())
+}
+
+/// Reads the `Authorization` header of any event's headers.
+pub fn authorization_header(headers: &HeaderMap) -> Result<Option<Authorization>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let Ok(text) = value.to_str() else {

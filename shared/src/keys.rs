@@ -11,7 +11,7 @@ use tokio::sync::RwLock;
 
 use crate::crypto::{Sealer, random_id};
 use crate::error::{ApiError, StoreError};
-use crate::jwt::{SigningAlgorithm, SigningKey, VerifyingKey, generate_key_pair};
+use crate::jwt::{LEEWAY_SECS, SigningAlgorithm, SigningKey, VerifyingKey, generate_key_pair};
 use crate::store::{SigningKeyRecord, SigningKeyStore};
 use crate::time::{now_secs, rfc3339};
 
@@ -47,6 +47,10 @@ pub struct KeyRing {
     store: SigningKeyStore,
     sealer: Sealer,
     algorithm: SigningAlgorithm,
+    /// How long a token stays acceptable after it is signed: the access
+    /// token lifetime plus the verification leeway. A key that stops signing
+    /// stays published this long.
+    token_lifetime: Duration,
     cache_ttl: Duration,
     cache: RwLock<Option<Arc<KeySet>>>,
 }
@@ -69,9 +73,22 @@ fn unseal_error(kid: &str) -> ApiError {
 }
 
 impl KeyRing {
-    /// `algorithm` is what a key generated on demand uses.
-    pub fn new(store: SigningKeyStore, sealer: Sealer, algorithm: SigningAlgorithm, cache_ttl: Duration) -> Self {
-        Self { store, sealer, algorithm, cache_ttl, cache: RwLock::new(None) }
+    /// `algorithm` is what a key generated on demand uses; `access_token_ttl`
+    /// how long the tokens it signs live.
+    pub fn new(
+        store: SigningKeyStore,
+        sealer: Sealer,
+        algorithm: SigningAlgorithm,
+        access_token_ttl: Duration,
+        cache_ttl: Duration,
+    ) -> Self {
+        let token_lifetime = access_token_ttl + Duration::from_secs(LEEWAY_SECS);
+        Self { store, sealer, algorithm, token_lifetime, cache_ttl, cache: RwLock::new(None) }
+    }
+
+    /// The algorithm new keys get by default.
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        self.algorithm
     }
 
     /// The current key set, from cache when fresh.
@@ -118,7 +135,7 @@ impl KeyRing {
                 .map_err(|reason| ApiError::from(StoreError::corrupt(format!("SIGNING_KEY/{}", record.kid), reason)))?;
             verifying.insert(record.kid.clone(), key);
         }
-        let signer_record = records.iter().rev().find(|r| r.active_from <= now && r.expires_at.is_none());
+        let signer_record = signer(&records, now);
         let signing = match signer_record {
             Some(record) => {
                 let der = self
@@ -157,7 +174,8 @@ impl KeyRing {
     }
 
     /// Adds a new key that starts signing after `prepublish` (zero: at once).
-    /// Old keys stay published; tokens they signed keep verifying.
+    /// Every older key stays published until the last token it can sign
+    /// before then has expired, and disappears after.
     pub async fn add_key(
         &self,
         algorithm: SigningAlgorithm,
@@ -178,12 +196,68 @@ impl KeyRing {
             public_jwk: generated.public_jwk.to_string(),
             created_at: now,
             active_from: now + prepublish.as_secs(),
+            retired_at: None,
             expires_at: None,
         };
+        let predecessors = self.store.list(now).await?;
         if !self.store.insert(&record).await? {
             return Err(ApiError::Internal(format!("signing key id {} already exists", record.kid).into()));
         }
         tracing::info!(kid = %record.kid, alg = %algorithm, active_from = record.active_from, "signing key added");
+        let last_valid = record.active_from + self.token_lifetime.as_secs();
+        for old in predecessors.iter().filter(|old| old.expires_at.is_none_or(|at| at > last_valid)) {
+            self.store.set_expiry(&old.kid, last_valid, None).await?;
+        }
         Ok(record)
     }
+
+    /// Retires `kid`: it signs nothing from now on and stays published until
+    /// every token it signed has expired, or with `immediately` disappears at
+    /// once (a leaked key: its tokens stop verifying as soon as each
+    /// instance's key cache expires). Refused when it is the only key that
+    /// can sign, unless `force`: the next token then creates a new key that
+    /// verifiers with a cached JWKS do not know yet.
+    pub async fn retire(&self, kid: &str, immediately: bool, force: bool) -> Result<RetireOutcome, ApiError> {
+        let now = now_secs();
+        let records = self.store.list(now).await?;
+        let Some(record) = records.iter().find(|r| r.kid == kid) else {
+            return Ok(RetireOutcome::NotFound);
+        };
+        let others_can_sign = records
+            .iter()
+            .any(|r| r.kid != kid && r.active_from <= now && r.retired_at.is_none() && r.expires_at.is_none());
+        if signer(&records, now).is_some_and(|s| s.kid == kid) && !others_can_sign && !force {
+            return Ok(RetireOutcome::OnlySigner);
+        }
+        let wanted = if immediately { now } else { now + self.token_lifetime.as_secs() };
+        let expires_at = record.expires_at.map_or(wanted, |at| at.min(wanted));
+        if !self.store.set_expiry(kid, expires_at, Some(now)).await? {
+            return Ok(RetireOutcome::NotFound);
+        }
+        tracing::info!(kid, expires_at, immediately, "signing key retired");
+        *self.cache.write().await = None;
+        Ok(RetireOutcome::Retired { expires_at })
+    }
+}
+
+/// What [`KeyRing::retire`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireOutcome {
+    /// Retired; published until `expires_at`.
+    Retired {
+        expires_at: u64,
+    },
+    NotFound,
+    /// It is the only key that can sign; retiring it needs `force`.
+    OnlySigner,
+}
+
+/// The key that signs at `now`: of the active, unretired keys, the one added
+/// last (so a key added with `--immediate` wins over an older pre-published
+/// one).
+fn signer(records: &[SigningKeyRecord], now: u64) -> Option<&SigningKeyRecord> {
+    records
+        .iter()
+        .filter(|r| r.active_from <= now && r.retired_at.is_none())
+        .max_by(|a, b| (a.created_at, a.active_from, &a.kid).cmp(&(b.created_at, b.active_from, &b.kid)))
 }

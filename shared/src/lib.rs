@@ -5,6 +5,7 @@
 //! cold start and hands its handler a borrowed service.
 
 pub mod assertion;
+pub mod cache;
 pub mod config;
 pub mod credentials;
 pub mod crypto;
@@ -14,6 +15,7 @@ pub mod http;
 pub mod jwt;
 pub mod keys;
 pub mod password;
+pub mod rate_limit;
 pub mod refresh_token;
 pub mod service;
 pub mod store;
@@ -44,6 +46,7 @@ impl Latchkey {
             stores.signing_keys.clone(),
             config.sealing_key.sealer(),
             config.signing_algorithm,
+            config.access_token_ttl,
             config.key_cache_ttl,
         ));
         let issuer = Arc::new(service::TokenIssuer::new(&config, keys));
@@ -98,6 +101,20 @@ impl Latchkey {
 
     pub fn webhook_service(&self) -> service::WebhookService {
         service::WebhookService::new(&self.config, &self.stores)
+    }
+
+    pub fn discovery_service(&self) -> service::DiscoveryService {
+        service::DiscoveryService::new(&self.config, Arc::clone(&self.issuer))
+    }
+
+    /// The decision behind the authorizer, `/v1/verify` and the middleware.
+    pub fn guard(&self) -> service::Guard {
+        service::Guard::new(
+            &self.config,
+            &self.stores,
+            Arc::clone(&self.issuer),
+            Arc::clone(&self.api_key_authenticator),
+        )
     }
 
     pub fn api_key_service(&self) -> service::ApiKeyService {

@@ -6,16 +6,20 @@
 
 use std::time::Duration;
 
+use authorizer::{Authorizer, AuthorizerResponse};
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use lambda_http::Request;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_http::http::StatusCode;
 use latchkey::config::Env;
 use latchkey::domain::{Email, Password, Plan, Scopes, TenantId, UserId};
 use latchkey::domain::{Label, Stage};
 use latchkey::service::api_keys::{CreatedApiKey, NewApiKey};
 use latchkey::service::webhooks::{NewWebhookSource, WebhookSourceView};
-use latchkey::service::{ApiKeyService, ExchangeService, LoginService, RefreshService, WebhookService};
+use latchkey::service::{
+    ApiKeyService, DiscoveryService, ExchangeService, LoginService, RefreshService, WebhookService,
+};
 use latchkey::store::metrics::CallCounter;
 use latchkey::store::{Table, TenantRecord, UserRecord, schema};
 use latchkey::{Config, Latchkey};
@@ -30,6 +34,30 @@ pub const AUDIENCE: &str = "https://api.latchkey.test";
 pub const SEALING_KEY: &str = "dGVzdC1vbmx5LXNlYWxpbmcta2V5LTMyLWJ5dGVzISE=";
 
 const FIXTURE: &str = include_str!("../fixtures/apigw_v2_post.json");
+/// A payload format 2.0 authorizer event, from aws-lambda-rust-runtime's
+/// `aws_lambda_events` fixtures.
+const AUTHORIZER_FIXTURE: &str = include_str!("../fixtures/apigw_v2_authorizer.json");
+
+/// An authorizer event for `route_key` from `source_ip`, carrying `headers`
+/// (lower-case names) and nothing else of the fixture's headers.
+pub fn authorizer_event(
+    route_key: &str,
+    headers: &[(&str, &str)],
+    source_ip: &str,
+) -> ApiGatewayV2CustomAuthorizerV2Request {
+    let mut event: Value = serde_json::from_str(AUTHORIZER_FIXTURE).expect("fixture is JSON");
+    let (method, path) = route_key.split_once(' ').unwrap_or(("GET", route_key));
+    event["routeKey"] = route_key.into();
+    event["requestContext"]["routeKey"] = route_key.into();
+    event["rawPath"] = path.into();
+    event["requestContext"]["http"]["method"] = method.into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["requestContext"]["http"]["sourceIp"] = source_ip.into();
+    event["headers"] =
+        headers.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect::<serde_json::Map<_, _>>().into();
+    event["identitySource"] = headers.iter().map(|(_, v)| Value::from(*v)).collect::<Vec<_>>().into();
+    serde_json::from_value(event).expect("an authorizer event")
+}
 
 pub fn dynamodb_endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| "http://127.0.0.1:8000".to_owned())
@@ -74,6 +102,8 @@ pub struct TestApp {
     pub exchange: ExchangeService,
     pub keys: ApiKeyService,
     pub webhooks: WebhookService,
+    pub discovery: DiscoveryService,
+    pub authorizer: Authorizer,
     pub calls: CallCounter,
     pub table: Table,
 }
@@ -142,7 +172,9 @@ impl TestApp {
         let exchange = latchkey.exchange_service();
         let keys = latchkey.api_key_service();
         let webhooks = latchkey.webhook_service();
-        Self { latchkey, login, refresh, exchange, keys, webhooks, calls, table }
+        let discovery = latchkey.discovery_service();
+        let authorizer = Authorizer::new(latchkey.guard(), latchkey.config.route_scopes.clone());
+        Self { latchkey, login, refresh, exchange, keys, webhooks, discovery, authorizer, calls, table }
     }
 
     pub fn max_body(&self) -> usize {
@@ -191,6 +223,41 @@ impl TestApp {
         TestResponse::from(keys::handle(&self.keys, self.max_body(), request).await)
     }
 
+    /// GET on the jwks function.
+    pub async fn discovery_request(&self, request: Request) -> TestResponse {
+        TestResponse::from(jwks::handle(&self.discovery, request).await)
+    }
+
+    /// The authorizer's decision for `route_key` (`"GET /orders"`) with
+    /// `headers`, from [`CLIENT_IP`].
+    pub async fn authorize(&self, route_key: &str, headers: &[(&str, &str)]) -> AuthorizerResponse {
+        self.authorizer.handle(&authorizer_event(route_key, headers, CLIENT_IP)).await
+    }
+
+    /// POST /v1/verify with `headers` and a JSON body (empty for none).
+    pub async fn post_verify(&self, headers: &[(&str, &str)], body: &str) -> TestResponse {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        self.keys_request(request("/v1/verify", "POST", &all, body, CLIENT_IP)).await
+    }
+
+    /// Sets the seeded (or another) tenant's plan straight in the table.
+    pub async fn set_plan(&self, tenant: &str, plan: Plan) {
+        self.table
+            .client()
+            .update_item()
+            .table_name(self.table.name())
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("TENANT#{tenant}")))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("PROFILE".into()))
+            .update_expression("SET #plan = :plan")
+            .expression_attribute_names("#plan", "plan")
+            .expression_attribute_values(":plan", aws_sdk_dynamodb::types::AttributeValue::S(plan.as_str().into()))
+            .send()
+            .await
+            .expect("plan set");
+        self.calls.take();
+    }
+
     /// Adds an API key straight through the service (as the CLI does).
     pub async fn add_api_key(&self, key: TestKey) -> CreatedApiKey {
         let new = NewApiKey {
@@ -200,6 +267,7 @@ impl TestApp {
             env: key.env,
             valid_until: key.valid_until,
             allowed_ips: latchkey::domain::parse_allow_list(key.allowed_ips.iter().copied()).expect("valid networks"),
+            rate_limit: key.rate_limit,
         };
         let created = self.keys.add(new, latchkey::time::now_secs()).await.expect("key insert").expect("tenant exists");
         self.calls.take();
@@ -342,6 +410,7 @@ pub struct TestKey {
     pub env: Stage,
     pub valid_until: Option<u64>,
     pub allowed_ips: Vec<&'static str>,
+    pub rate_limit: Option<latchkey::domain::RateLimitOverride>,
 }
 
 impl Default for TestKey {
@@ -352,6 +421,7 @@ impl Default for TestKey {
             env: Stage::Test,
             valid_until: None,
             allowed_ips: Vec::new(),
+            rate_limit: None,
         }
     }
 }

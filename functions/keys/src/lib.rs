@@ -1,19 +1,20 @@
-//! GET /v1/me and the API-key self-service endpoints: the HTTP adapter
-//! around [`ApiKeyService`].
+//! GET /v1/me, POST /v1/verify and the API-key self-service endpoints: the
+//! HTTP adapter around [`ApiKeyService`].
 
 use lambda_http::Request;
 use lambda_http::http::{Method, StatusCode};
 use latchkey::error::{ApiError, NO_SUCH_ENDPOINT};
 use latchkey::http::{
-    Authorization, HttpResponse, authorization, client_ip, header_str, json_response, path_is, path_param, query_param,
-    read_json, require_method, respond,
+    HttpResponse, body_is_blank, client_ip, json_response, path_is, path_param, query_param, read_json, require_method,
+    respond,
 };
-use latchkey::service::ApiKeyService;
 use latchkey::service::api_keys::{Caller, CreateApiKeyRequest};
+use latchkey::service::{ApiKeyService, Credential, VerifyRequest};
 use secrecy::ExposeSecret as _;
 
 pub const ME_PATH: &str = "/v1/me";
 pub const KEYS_PATH: &str = "/v1/api-keys";
+pub const VERIFY_PATH: &str = "/v1/verify";
 const KEY_PREFIX: &str = "/v1/api-keys/";
 
 /// Handles one request. Never fails: every error is a JSON response.
@@ -41,6 +42,15 @@ async fn route(service: &ApiKeyService, max_body_bytes: usize, req: &Request) ->
             let keys = service.list(&caller, limit, query_param(req, "cursor")).await?;
             Ok(json_response(StatusCode::OK, &keys))
         }
+    } else if path_is(req, VERIFY_PATH) {
+        require_method(req, &Method::POST, "POST")?;
+        let request = if body_is_blank(req) { VerifyRequest::default() } else { read_json(req, max_body_bytes)? };
+        let verdict = service.guard().verify(request, req.headers(), client_ip(req)).await?;
+        let mut response = json_response(StatusCode::OK, &verdict);
+        if let Some(status) = verdict.rate_limit() {
+            status.write_headers(response.headers_mut());
+        }
+        Ok(response)
     } else if let Some(id) = path_param(req, KEY_PREFIX) {
         require_method(req, &Method::DELETE, "DELETE")?;
         let caller = authenticate(service, req).await?;
@@ -51,22 +61,12 @@ async fn route(service: &ApiKeyService, max_body_bytes: usize, req: &Request) ->
     }
 }
 
-const NO_CREDENTIALS: &str =
-    "an access token (Authorization: Bearer) or an API key (X-API-Key with X-Tenant-ID) is required";
-
 /// A bearer access token, or `X-API-Key` with `X-Tenant-ID`; never both.
 async fn authenticate(service: &ApiKeyService, req: &Request) -> Result<Caller, ApiError> {
-    match (authorization(req)?, header_str(req, "x-api-key")) {
-        (Some(Authorization::Bearer(token)), None) => service.authenticate_bearer(token.expose_secret()).await,
-        (Some(_), Some(_)) => {
-            Err(ApiError::InvalidRequest("send either an Authorization header or X-API-Key, not both".into()))
+    match Credential::from_headers(req.headers())? {
+        Credential::Bearer(token) => service.authenticate_bearer(token.expose_secret()).await,
+        Credential::ApiKey { key, tenant } => {
+            service.authenticate_api_key(key.expose_secret(), &tenant, client_ip(req)).await
         }
-        (Some(_), None) => Err(ApiError::InvalidToken("the Authorization header must use the Bearer scheme")),
-        (None, Some(key)) => {
-            let tenant = header_str(req, "x-tenant-id")
-                .ok_or_else(|| ApiError::InvalidRequest("X-Tenant-ID is required with X-API-Key".into()))?;
-            service.authenticate_api_key(key, tenant, client_ip(req)).await
-        }
-        (None, None) => Err(ApiError::CredentialsRequired(NO_CREDENTIALS)),
     }
 }

@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::cache::TtlCache;
 use crate::config::Config;
 use crate::credentials::{ApiKeySecrets, LAST_CHARS, PresentedSecret, key_prefix, parse_api_key};
-use crate::domain::{ApiKeyId, IpNetwork, Label, Scopes, Stage, TenantId, UserId, parse_allow_list};
+use crate::domain::{ApiKeyId, IpNetwork, Label, RateLimitOverride, Scopes, Stage, TenantId, UserId, parse_allow_list};
 use crate::error::{ApiError, StoreError};
 use crate::jwt::AccessClaims;
+use crate::service::guard::Guard;
 use crate::service::tokens::TokenIssuer;
 use crate::store::{AddApiKeyOutcome, ApiKeyRecord, ApiKeyStore, RevokeApiKeyOutcome, Stores};
 use crate::time::{now_secs, rfc3339};
@@ -57,10 +59,22 @@ impl KeyRejection {
     }
 }
 
-/// Checks API keys: the secret without DynamoDB, then the record (one
-/// consistent GetItem) for revocation, expiry, environment and IP.
+/// How fresh the key record behind a decision must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// One consistent GetItem: a revocation applies at once (exchange, `/v1/me`).
+    Consistent,
+    /// The per-instance cache (`LATCHKEY_AUTH_CACHE_SECONDS`): the authorizer,
+    /// `/v1/verify` and the middleware, where a read per request would cost
+    /// more than a revocation that takes up to the cache time.
+    Cached,
+}
+
+/// Checks API keys: the secret without DynamoDB, then the record for
+/// revocation, expiry, environment and IP.
 pub struct ApiKeyAuthenticator {
     store: ApiKeyStore,
+    cache: TtlCache<ApiKeyId, Option<ApiKeyRecord>>,
     secrets: ApiKeySecrets,
     stage: Stage,
     /// When this instance last stamped each key's `last_used_at`.
@@ -75,11 +89,14 @@ impl std::fmt::Debug for ApiKeyAuthenticator {
 
 /// Stamps kept per instance before the map is cleared (bounds memory).
 const MAX_STAMPS: usize = 10_000;
+/// Key records cached per instance before the cache starts over.
+const MAX_CACHED_KEYS: usize = 10_000;
 
 impl ApiKeyAuthenticator {
     pub fn new(config: &Config, stores: &Stores) -> Self {
         Self {
             store: stores.api_keys.clone(),
+            cache: TtlCache::new(config.auth_cache_ttl, MAX_CACHED_KEYS),
             secrets: ApiKeySecrets::new(&config.sealing_key),
             stage: config.stage,
             stamped: Mutex::new(HashMap::new()),
@@ -146,24 +163,31 @@ impl ApiKeyAuthenticator {
         Ok(record)
     }
 
-    /// Reads a whole key string (`X-API-Key`) for `tenant` and checks it.
+    /// Reads a whole key string (`X-API-Key`) for `tenant` and checks it:
+    /// the secret first (no DynamoDB call), then the record, read
+    /// consistently or from the per-instance cache as `freshness` says.
     pub async fn authenticate_key_string(
         &self,
         key: &str,
         tenant: &str,
         client_ip: Option<IpAddr>,
+        freshness: Freshness,
     ) -> Result<ApiKeyRecord, ApiError> {
         let unknown = || KeyRejection::Unknown.into_api_error();
         let parsed = parse_api_key(key).ok_or_else(unknown)?;
-        let presented = PresentedSecret { secret: parsed.secret, env: Some(parsed.env) };
-        let record = self
-            .authenticate(&parsed.id, &presented, client_ip, now_secs())
-            .await?
-            .map_err(KeyRejection::into_api_error)?;
-        if record.tenant_id.as_str() != tenant {
+        if !self.secrets.matches(&parsed.id, &parsed.secret) {
             return Err(unknown());
         }
-        Ok(record)
+        let now = now_secs();
+        let record = match freshness {
+            Freshness::Consistent => self.load(&parsed.id, now).await?,
+            Freshness::Cached => self.cache.get_or_load(&parsed.id, self.load(&parsed.id, now)).await?,
+        };
+        if record.as_ref().is_some_and(|record| record.tenant_id.as_str() != tenant) {
+            return Err(unknown());
+        }
+        let presented = PresentedSecret { secret: parsed.secret, env: Some(parsed.env) };
+        self.admit(record, Some(&presented), client_ip, now).map_err(KeyRejection::into_api_error)
     }
 
     /// Stamps `last_used_at` if this instance has not in the last minute.
@@ -201,7 +225,7 @@ pub enum Caller {
 }
 
 /// `GET /v1/me`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Identity {
     pub sub: String,
     pub tid: String,
@@ -250,7 +274,7 @@ pub enum ScopeList {
 }
 
 impl ScopeList {
-    fn parse(&self) -> Result<Scopes, ApiError> {
+    pub fn parse(&self) -> Result<Scopes, ApiError> {
         match self {
             ScopeList::List(items) => Scopes::from_iter_checked(items.iter().map(String::as_str)),
             ScopeList::Text(text) => Scopes::parse(text),
@@ -285,6 +309,9 @@ pub struct NewApiKey {
     pub env: Stage,
     pub valid_until: Option<u64>,
     pub allowed_ips: Vec<IpNetwork>,
+    /// Set by an administrator only (the CLI); the API never lets a tenant
+    /// raise its own limit.
+    pub rate_limit: Option<RateLimitOverride>,
 }
 
 /// A key as listed: never the secret.
@@ -300,6 +327,9 @@ pub struct ApiKeyView {
     pub environment: Stage,
     pub expires_at: Option<String>,
     pub allowed_ips: Vec<String>,
+    /// The key's own hourly limit (`"500/h"`, `"unlimited"`); `null`: the
+    /// tenant's plan limit applies.
+    pub rate_limit: Option<String>,
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
@@ -316,6 +346,7 @@ impl From<&ApiKeyRecord> for ApiKeyView {
             environment: record.env,
             expires_at: record.valid_until.map(rfc3339),
             allowed_ips: record.allowed_ips.iter().map(ToString::to_string).collect(),
+            rate_limit: record.rate_limit.map(|limit| limit.to_string()),
             created_at: rfc3339(record.created_at),
             last_used_at: record.last_used_at.map(rfc3339),
             revoked_at: record.revoked_at.map(rfc3339),
@@ -352,6 +383,7 @@ pub struct RevokedApiKey {
 /// The keys function's operations.
 pub struct ApiKeyService {
     store: ApiKeyStore,
+    guard: Guard,
     authenticator: Arc<ApiKeyAuthenticator>,
     issuer: Arc<TokenIssuer>,
     stage: Stage,
@@ -375,7 +407,13 @@ impl ApiKeyService {
         authenticator: Arc<ApiKeyAuthenticator>,
         issuer: Arc<TokenIssuer>,
     ) -> Self {
-        Self { store: stores.api_keys.clone(), authenticator, issuer, stage: config.stage }
+        let guard = Guard::new(config, stores, Arc::clone(&issuer), Arc::clone(&authenticator));
+        Self { store: stores.api_keys.clone(), guard, authenticator, issuer, stage: config.stage }
+    }
+
+    /// The decision `POST /v1/verify` reports.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
     }
 
     /// Verifies a bearer access token (signature, issuer, audience, expiry,
@@ -392,7 +430,10 @@ impl ApiKeyService {
         tenant: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<Caller, ApiError> {
-        self.authenticator.authenticate_key_string(key, tenant, client_ip).await.map(Caller::ApiKey)
+        self.authenticator
+            .authenticate_key_string(key, tenant, client_ip, Freshness::Consistent)
+            .await
+            .map(Caller::ApiKey)
     }
 
     /// The tenant a user's token may manage keys for, given the scope needed,
@@ -403,14 +444,14 @@ impl ApiKeyService {
         message: &'static str,
     ) -> Result<(TenantId, Scopes), ApiError> {
         let Caller::Token(claims) = caller else {
-            return Err(ApiError::InsufficientScope { message: MANAGE_WITH_USER_TOKEN, scope: "keys:write" });
+            return Err(ApiError::InsufficientScope { message: MANAGE_WITH_USER_TOKEN, scope: "keys:write".into() });
         };
         if UserId::parse(&claims.sub).is_err() {
-            return Err(ApiError::InsufficientScope { message: MANAGE_WITH_USER_TOKEN, scope: "keys:write" });
+            return Err(ApiError::InsufficientScope { message: MANAGE_WITH_USER_TOKEN, scope: "keys:write".into() });
         }
         let scopes = Scopes::parse(&claims.scope).unwrap_or_default();
         if !allowed.iter().any(|scope| scopes.contains(scope)) {
-            return Err(ApiError::InsufficientScope { message, scope: allowed[0] });
+            return Err(ApiError::InsufficientScope { message, scope: allowed[0].into() });
         }
         let tenant =
             TenantId::parse(&claims.tid).map_err(|_| ApiError::InvalidToken("the access token's tid is malformed"))?;
@@ -449,7 +490,7 @@ impl ApiKeyService {
         let allowed_ips = parse_allow_list(request.allowed_ips.iter().flatten().map(String::as_str))
             .map_err(|e| ApiError::InvalidRequest(e.0))?;
         let name = Label::parse(&request.name).map_err(|e| ApiError::InvalidRequest(e.0))?;
-        let new = NewApiKey { tenant_id, name, scopes, env, valid_until, allowed_ips };
+        let new = NewApiKey { tenant_id, name, scopes, env, valid_until, allowed_ips, rate_limit: None };
         match self.add(new, now).await? {
             Some(created) => Ok(created),
             None => Err(ApiError::InvalidToken("the access token's tenant does not exist")),
@@ -473,6 +514,7 @@ impl ApiKeyService {
             env: new.env,
             valid_until: new.valid_until,
             allowed_ips: new.allowed_ips,
+            rate_limit: new.rate_limit,
             created_at: now,
             last_used_at: None,
             revoked_at: None,
@@ -526,6 +568,23 @@ impl ApiKeyService {
     pub async fn revoke(&self, caller: &Caller, id: &str) -> Result<RevokedApiKey, ApiError> {
         let (tenant, _) = Self::managing_tenant(caller, &["keys:write"], NEEDS_WRITE)?;
         self.revoke_in_tenant(&tenant, id).await
+    }
+
+    /// Sets a key's own rate limit, or with `None` returns it to the
+    /// tenant's plan (the CLI's `api-key set-rate-limit`). Applies to
+    /// decisions once cached copies of the key expire.
+    pub async fn set_rate_limit_in_tenant(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        limit: Option<RateLimitOverride>,
+    ) -> Result<(), ApiError> {
+        let id = ApiKeyId::parse(id).map_err(|_| ApiError::NotFound(NO_SUCH_KEY))?;
+        if !self.store.set_rate_limit(tenant, &id, limit).await? {
+            return Err(ApiError::NotFound(NO_SUCH_KEY));
+        }
+        tracing::info!(key_id = %id, tid = %tenant, rate_limit = ?limit, "API key rate limit set");
+        Ok(())
     }
 
     pub async fn revoke_in_tenant(&self, tenant: &TenantId, id: &str) -> Result<RevokedApiKey, ApiError> {

@@ -7,12 +7,11 @@
 //! conditional PutItem that doubles as the replay check. A redelivery of an
 //! id already stored answers 200 `duplicate` and writes nothing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::cache::TtlCache;
 use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::domain::{TenantId, WebhookSourceName};
@@ -107,11 +106,6 @@ impl VerifyingSource {
     }
 }
 
-struct CachedSource {
-    loaded_at: Instant,
-    source: Option<Arc<VerifyingSource>>,
-}
-
 /// A source as listings show it: never a secret, only its id and last four.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WebhookSourceView {
@@ -197,15 +191,14 @@ pub struct WebhookService {
     sources: WebhookSourceStore,
     events: WebhookEventStore,
     sealer: Sealer,
-    cache: Mutex<HashMap<WebhookSourceName, CachedSource>>,
-    cache_ttl: Duration,
+    cache: TtlCache<WebhookSourceName, Option<Arc<VerifyingSource>>>,
     max_body_bytes: usize,
 }
 
 impl std::fmt::Debug for WebhookService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookService")
-            .field("cache_ttl", &self.cache_ttl)
+            .field("cache_ttl", &self.cache.ttl())
             .field("max_body_bytes", &self.max_body_bytes)
             .finish_non_exhaustive()
     }
@@ -217,8 +210,7 @@ impl WebhookService {
             sources: stores.webhook_sources.clone(),
             events: stores.webhook_events.clone(),
             sealer: config.sealing_key.sealer(),
-            cache: Mutex::new(HashMap::new()),
-            cache_ttl: config.webhook_source_cache_ttl,
+            cache: TtlCache::new(config.webhook_source_cache_ttl, MAX_CACHED_SOURCES),
             max_body_bytes: config.webhook_max_body_bytes,
         }
     }
@@ -253,25 +245,14 @@ impl WebhookService {
     /// The source from the cache, or one GetItem (a missing source is
     /// cached too, so unknown names cannot make every request a read).
     async fn verifying_source(&self, name: &WebhookSourceName) -> Result<Option<Arc<VerifyingSource>>, StoreError> {
-        if let Some(cached) = self.cache().get(name)
-            && cached.loaded_at.elapsed() < self.cache_ttl
-        {
-            return Ok(cached.source.clone());
-        }
-        let source = match self.sources.get(name).await? {
-            Some(record) => Some(Arc::new(self.unseal(&record)?)),
-            None => None,
-        };
-        let mut cache = self.cache();
-        if cache.len() >= MAX_CACHED_SOURCES {
-            cache.clear();
-        }
-        cache.insert(name.clone(), CachedSource { loaded_at: Instant::now(), source: source.clone() });
-        Ok(source)
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<WebhookSourceName, CachedSource>> {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+        self.cache
+            .get_or_load(name, async {
+                Ok(match self.sources.get(name).await? {
+                    Some(record) => Some(Arc::new(self.unseal(&record)?)),
+                    None => None,
+                })
+            })
+            .await
     }
 
     fn open(&self, name: &WebhookSourceName, sealed: &SealedSecret) -> Result<WebhookSecret, StoreError> {
@@ -313,7 +294,7 @@ impl WebhookService {
     /// Changes here show at once in this instance; other instances see them
     /// when their cached copy expires.
     fn forget(&self, name: &WebhookSourceName) {
-        self.cache().remove(name);
+        self.cache.remove(name);
     }
 
     /// Registers a source.

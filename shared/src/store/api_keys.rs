@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
 use super::tenants::tenant_exists_step;
 use super::{Item, ItemReader, Table, applied, build_failed, failed_conditions, key, n, s, unavailable};
-use crate::domain::{ApiKeyId, IpNetwork, Label, Scopes, Stage, TenantId};
+use crate::domain::{ApiKeyId, IpNetwork, Label, RateLimitOverride, Scopes, Stage, TenantId};
 use crate::error::StoreError;
 
 /// How long a revoked or expired key stays visible before its items expire.
@@ -44,6 +44,8 @@ pub struct ApiKeyRecord {
     pub valid_until: Option<u64>,
     /// Empty: any address.
     pub allowed_ips: Vec<IpNetwork>,
+    /// An administrator's limit for this key instead of the tenant's plan.
+    pub rate_limit: Option<RateLimitOverride>,
     pub created_at: u64,
     /// Listing items only; at most a minute stale.
     pub last_used_at: Option<u64>,
@@ -117,6 +119,9 @@ impl ApiKeyStore {
         if !record.allowed_ips.is_empty() {
             let networks = record.allowed_ips.iter().map(|net| AttributeValue::S(net.to_string())).collect();
             item.insert("allowed_ips".into(), AttributeValue::L(networks));
+        }
+        if let Some(limit) = record.rate_limit {
+            item.insert("rate_limit".into(), rate_limit_value(limit));
         }
         if let Some(at) = record.revoked_at {
             item.insert("revoked_at".into(), n(at));
@@ -247,6 +252,45 @@ impl ApiKeyStore {
         }
     }
 
+    /// Sets (or with `None` removes) the key's own rate limit on both items;
+    /// `Ok(false)` when the tenant has no such key.
+    pub async fn set_rate_limit(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        limit: Option<RateLimitOverride>,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "TransactWriteItems";
+        let update = |key: Item| {
+            let builder = Update::builder()
+                .table_name(self.table.name())
+                .set_key(Some(key))
+                .condition_expression("tenant_id = :tenant")
+                .expression_attribute_values(":tenant", s(tenant.as_str()));
+            match limit {
+                Some(limit) => builder
+                    .update_expression("SET rate_limit = :limit")
+                    .expression_attribute_values(":limit", rate_limit_value(limit)),
+                None => builder.update_expression("REMOVE rate_limit"),
+            }
+            .build()
+            .map_err(|e| build_failed(OP, e))
+        };
+        let result = self
+            .table
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update(main_key(id))?).build())
+            .transact_items(TransactWriteItem::builder().update(update(index_key(tenant, id))?).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if failed_conditions(&err).contains(&true) => Ok(false),
+            Err(err) => Err(unavailable(OP, err)),
+        }
+    }
+
     /// Stamps `last_used_at` on the listing item unless it was stamped after
     /// `stale_before`. `Ok(false)` when nothing was written.
     pub async fn touch(
@@ -274,6 +318,25 @@ impl ApiKeyStore {
     }
 }
 
+fn rate_limit_value(limit: RateLimitOverride) -> AttributeValue {
+    match limit {
+        RateLimitOverride::PerHour(per_hour) => n(u64::from(per_hour)),
+        RateLimitOverride::Unlimited => s("unlimited"),
+    }
+}
+
+fn parse_rate_limit(value: Option<&AttributeValue>) -> Result<Option<RateLimitOverride>, String> {
+    match value {
+        None => Ok(None),
+        Some(AttributeValue::N(text)) => match text.parse::<u32>() {
+            Ok(per_hour) if per_hour > 0 => Ok(Some(RateLimitOverride::PerHour(per_hour))),
+            _ => Err(format!("`rate_limit` {text} is not a positive 32-bit number")),
+        },
+        Some(AttributeValue::S(text)) if text == "unlimited" => Ok(Some(RateLimitOverride::Unlimited)),
+        Some(_) => Err("`rate_limit` is neither a number nor `unlimited`".into()),
+    }
+}
+
 fn parse_key(item: &Item) -> Result<ApiKeyRecord, StoreError> {
     let reader = ItemReader::new(item);
     let corrupt = |reason: String| StoreError::corrupt("APIKEY", reason);
@@ -298,6 +361,7 @@ fn parse_key(item: &Item) -> Result<ApiKeyRecord, StoreError> {
         last_four: reader.string("last_four")?.to_owned(),
         valid_until: reader.opt_number("valid_until")?,
         allowed_ips,
+        rate_limit: parse_rate_limit(item.get("rate_limit")).map_err(corrupt)?,
         created_at: reader.number("created_at")?,
         last_used_at: reader.opt_number("last_used_at")?,
         revoked_at: reader.opt_number("revoked_at")?,

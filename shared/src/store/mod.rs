@@ -15,13 +15,14 @@
 //! | user | `USER#<email>` | `PROFILE` | `user_id` S (`usr_…`), `tenant_id` S, `email` S, `password_hash` S (argon2id PHC), `scope` S (space-separated), `created_at` N |
 //! | login throttle | `LOGIN_THROTTLE#account#<hmac(email)>` or `LOGIN_THROTTLE#ip#<hmac(ip)>` | `COUNTER` | `failures` N, `locked_until` N (optional), `expires_at` N |
 //! | refresh family | `REFRESH#<family_id>` | `FAMILY` | `sub` S, `tenant_id` S, `scope` S, `env` S, `client_id` S (optional), `generation` N, `created_at` N, `rotated_at_ms` N (optional), `expires_at` N (sliding), `absolute_expires_at` N, `revoked_at` N (optional), `revoke_reason` S (optional) |
-//! | API key | `APIKEY#<key_id>` | `KEY` | `key_id` S, `tenant_id` S, `name` S, `scope` S, `env` S, `secret_hash` S (HMAC of the secret), `last_four` S, `valid_until` N (optional: the key's own expiry), `allowed_ips` L of S (optional, CIDR), `created_at` N, `revoked_at` N (optional), `expires_at` N (optional: purge time, 30 d after revocation or expiry) |
+//! | API key | `APIKEY#<key_id>` | `KEY` | `key_id` S, `tenant_id` S, `name` S, `scope` S, `env` S, `secret_hash` S (HMAC of the secret), `last_four` S, `valid_until` N (optional: the key's own expiry), `allowed_ips` L of S (optional, CIDR), `rate_limit` N or S `unlimited` (optional: the administrator's override of the plan limit), `created_at` N, `revoked_at` N (optional), `expires_at` N (optional: purge time, 30 d after revocation or expiry) |
 //! | API key listing | `TENANT#<tenant_id>` | `APIKEY#<key_id>` | the same attributes, plus `last_used_at` N (optional) |
 //! | app | `APP#<app_id>` | `APP` | `app_id` S (`app_…`), `tenant_id` S, `name` S, `secret_hash` S (HMAC of the secret), `created_at` N, `revoked_at` N (optional) |
 //! | used assertion | `ASSERTION#<hmac(key_id, jti or token)>` | `USED` | `expires_at` N (the assertion's `exp` plus leeway) |
 //! | webhook source | `WEBHOOK_SOURCE` | `SOURCE#<name>` | `name` S, `tenant_id` S, `schemes` L of S (`standard`/`sha256`), `secrets` L of M {`id` S (`whs_…`), `sealed` B (AES-256-GCM, AAD = `webhook-source/<name>/<id>`), `last_four` S, `created_at` N} newest first, `tolerance` N (s), `retention` N (s), `created_at` N, `rotated_at` N (optional), `version` N |
 //! | webhook event | `WEBHOOK#<source>#<id>` (`id` = `webhook-id`, or `sha256:<hex>` of the body) | `EVENT` | `event_id` S, `source` S, `tenant_id` S, `scheme` S, `received_at` N, `signed_at` N (optional), `headers` M of S (optional), `body` S (UTF-8) or B, `expires_at` N (`received_at` + the source's retention) |
-//! | signing key | `SIGNING_KEY` | `KID#<kid>` | `kid` S, `alg` S, `public_jwk` S (JSON), `private_key` B (sealed, AES-256-GCM, AAD = kid), `created_at` N, `active_from` N, `expires_at` N (set when retired) |
+//! | signing key | `SIGNING_KEY` | `KID#<kid>` | `kid` S, `alg` S, `public_jwk` S (JSON), `private_key` B (sealed, AES-256-GCM, AAD = kid), `created_at` N, `active_from` N, `retired_at` N (optional: stopped signing), `expires_at` N (set when a successor is added or the key is retired: the last moment a token it signed can be valid) |
+//! | rate-limit counter | `RATELIMIT#tenant#<tenant_id>` or `RATELIMIT#key#<key_id>` | `WINDOW#<window start>` | `count` N, `expires_at` N (the window's end) |
 //!
 //! Throttle keys are keyed hashes so that neither an email someone merely
 //! tried (sometimes a mistyped password) nor a client IP is stored in clear.
@@ -33,6 +34,7 @@ pub mod apps;
 pub mod assertions;
 pub mod login_throttle;
 pub mod metrics;
+pub mod rate_limits;
 pub mod refresh_families;
 pub mod schema;
 pub mod signing_keys;
@@ -59,6 +61,7 @@ pub use api_keys::{AddApiKeyOutcome, ApiKeyPage, ApiKeyRecord, ApiKeyStore, Revo
 pub use apps::{AddAppOutcome, AppRecord, AppStore};
 pub use assertions::AssertionStore;
 pub use login_throttle::{LoginThrottleStore, ThrottleKey, ThrottleState};
+pub use rate_limits::{CountOutcome, RateLimitStore, RateSubject};
 pub use refresh_families::{RefreshFamily, RefreshFamilyStore, RotateOutcome};
 pub use signing_keys::{SigningKeyRecord, SigningKeyStore};
 pub use tenants::{TenantRecord, TenantStore};
@@ -241,6 +244,7 @@ pub struct Stores {
     pub assertions: AssertionStore,
     pub webhook_sources: WebhookSourceStore,
     pub webhook_events: WebhookEventStore,
+    pub rate_limits: RateLimitStore,
 }
 
 impl Stores {
@@ -256,6 +260,7 @@ impl Stores {
             assertions: AssertionStore::new(table.clone()),
             webhook_sources: WebhookSourceStore::new(table.clone()),
             webhook_events: WebhookEventStore::new(table.clone()),
+            rate_limits: RateLimitStore::new(table.clone()),
         }
     }
 }

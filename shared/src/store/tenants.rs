@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 
-use super::{Item, Table, build_failed, key, n, s};
+use super::{Item, ItemReader, Table, build_failed, key, n, s};
 use crate::domain::{Plan, TenantId};
 use crate::error::StoreError;
 
@@ -45,5 +45,19 @@ impl TenantStore {
         item.insert("plan".into(), s(tenant.plan.as_str()));
         item.insert("created_at".into(), n(tenant.created_at));
         self.table.put_if_absent(item).await
+    }
+
+    /// The tenant, or `None` if it does not exist (one consistent GetItem).
+    pub async fn get(&self, tenant: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
+        let Some(item) = self.table.get(tenant_key(tenant)).await? else {
+            return Ok(None);
+        };
+        let reader = ItemReader::new(&item);
+        let corrupt = |reason: String| StoreError::corrupt("TENANT", reason);
+        Ok(Some(TenantRecord {
+            tenant_id: TenantId::parse(reader.string("tenant_id")?).map_err(|e| corrupt(e.0))?,
+            plan: reader.string("plan")?.parse().map_err(corrupt)?,
+            created_at: reader.number("created_at")?,
+        }))
     }
 }
