@@ -23,7 +23,7 @@ source scripts/lib/ephemeral-dynamodb.sh
 cargo_profile=()
 [[ "$profile" == "release" ]] && cargo_profile=(--release)
 # Each function exactly as it ships (its own feature set), then the bench.
-for function in login refresh token webhook; do
+for function in login refresh token webhook authorizer jwks; do
     cargo build "${cargo_profile[@]}" -p "$function" --bin "$function"
 done
 cargo build "${cargo_profile[@]}" -p latchkey-bench

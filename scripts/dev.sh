@@ -27,7 +27,7 @@ set +a
 
 echo "dev: building (the first build takes a few minutes)" >&2
 cargo build -p latchkey-cli
-for function in login refresh token keys webhook; do
+for function in login refresh token keys webhook jwks authorizer; do
     cargo build -p "$function" --bin "$function"
 done
 latchkey=target/debug/latchkey
@@ -96,6 +96,15 @@ Demo user: $DEMO_EMAIL / $DEMO_PASSWORD (tenant demo)
 
   # the same key as an OAuth2 client (client_credentials, HTTP Basic)
   curl -s $base/token/v1/auth/token -u '$key_id:$api_key' -d grant_type=client_credentials
+
+  # what a resource server asks: is this credential valid, for whom, and how much of the
+  # rate limit is left (or -H 'Authorization: Bearer <access_token>' instead of the key)
+  curl -s -X POST $base/keys/v1/verify -H 'X-API-Key: $api_key' -H 'X-Tenant-ID: demo'
+
+  # the public signing keys and the issuer metadata (its URLs name the issuer,
+  # $LATCHKEY_ISSUER; locally the jwks function serves them under $base/jwks)
+  curl -s $base/jwks/.well-known/jwks.json
+  curl -s $base/jwks/.well-known/openid-configuration
 
   # who am I (with the API key, or with -H 'Authorization: Bearer <access_token>')
   curl -s $base/keys/v1/me -H 'X-API-Key: $api_key' -H 'X-Tenant-ID: demo'

@@ -15,7 +15,7 @@ source scripts/lib/ephemeral-dynamodb.sh
 
 # The function binaries exactly as `cargo lambda watch` builds them
 # (`cargo run --bin NAME`), so the end-to-end test starts them at once.
-for function in login refresh token keys webhook; do
+for function in login refresh token keys webhook jwks authorizer; do
     cargo build -p "$function" --bin "$function"
 done
 cargo test --workspace --no-run

@@ -49,6 +49,9 @@ pub struct ColdStart {
     pub to_first_response: Duration,
     /// The HTTP status code inside the function's API Gateway v2 response JSON (`statusCode`), if it posted one.
     pub response_status: Option<u16>,
+    /// The body the function posted for the first event: its response payload (all of it for a function that is not
+    /// behind an HTTP API, such as an authorizer's decision, which has no `statusCode`), or its error report.
+    pub response: Vec<u8>,
     /// Peak resident set size of the process (VmHWM from /proc/<pid>/status, KiB), read after the response arrived
     /// and before the process is killed.
     pub peak_rss_kib: u64,
@@ -115,6 +118,7 @@ pub fn measure_cold_start(
             to_first_next: answer.first_next.map_or(to_first_response, |at| at.saturating_duration_since(started)),
             to_first_response,
             response_status: answer.status,
+            response: answer.body,
             peak_rss_kib: peak_rss_kib(child.0.id())?,
             errored: answer.errored,
         })
@@ -169,10 +173,12 @@ enum Event {
     Protocol(String),
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Answer {
     at: Instant,
     status: Option<u16>,
+    /// The request body: the response payload or the error report.
+    body: Vec<u8>,
     errored: bool,
     /// Earliest `GET /next` seen before the answer (filled in by the measuring thread).
     first_next: Option<Instant>,
@@ -374,7 +380,8 @@ fn route(request: &Request, at: Instant, invocation: &Invocation, events: &Sende
         return unknown();
     }
     let answer = |status, errored| {
-        let _ = events.send(Event::Answer(Answer { at, status, errored, first_next: None }));
+        let body = request.body.clone();
+        let _ = events.send(Event::Answer(Answer { at, status, body, errored, first_next: None }));
         Some(accepted_response())
     };
     if path == INIT_ERROR_PATH {
@@ -1045,6 +1052,7 @@ exec sleep 30
             measure_cold_start(&path, &env, r#"{"version":"2.0"}"#, Duration::from_secs(10), false).expect("measures");
         remove_script(&path);
         assert_eq!(run.response_status, Some(201));
+        assert_eq!(run.response, br#"{"statusCode":201,"body":"hi"}"#);
         assert!(!run.errored);
         assert!(run.to_first_next <= run.to_first_response);
         assert!(run.peak_rss_kib > 0);

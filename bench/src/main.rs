@@ -1,14 +1,17 @@
 //! `make bench`: Latchkey's performance, measured in one run against the
 //! floor of the same run (one GetItem, one conditional UpdateItem, one
-//! GetItem followed by one PutItem, and one conditional PutItem of a webhook
-//! event item, from the same SDK client against the same DynamoDB Local).
+//! GetItem followed by one PutItem, one conditional PutItem of a webhook
+//! event item, and one rate-limit counter's UpdateItem, from the same SDK
+//! client against the same DynamoDB Local; and an access token's
+//! verification alone).
 //!
 //! Measures, for login, refresh, the token exchange (`client_credentials`
-//! and `api_key` grants) and inbound webhooks (a new delivery accepted, and
-//! the same one again): warm latency p50/p99 through the real handlers (API
-//! Gateway v2 event JSON in, response out), DynamoDB calls per operation
-//! (counted by an SDK interceptor); for login and refresh, CPU time per
-//! request;
+//! and `api_key` grants), inbound webhooks (a new delivery accepted, and
+//! the same one again) and the decisions in front of a team's own API (the
+//! authorizer and `POST /v1/verify`, each on an access token and on an API
+//! key): warm latency p50/p99 through the real handlers (event JSON in,
+//! response out), DynamoDB calls per operation (counted by an SDK
+//! interceptor); for login and refresh, CPU time per request;
 //! per function: cold start under a Lambda Runtime API emulator and peak RSS;
 //! and the arm64 zip size from `cargo lambda build`. Floor and endpoints are
 //! measured in alternating rounds (A/B/A/B) so machine noise hits both.
@@ -22,6 +25,7 @@
 #![allow(clippy::cast_precision_loss)]
 
 mod cold_start;
+mod guard;
 mod report;
 mod stats;
 mod webhooks;
@@ -31,12 +35,15 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use latchkey::service::discovery::JWKS_PATH;
 use latchkey_tests::{
-    EMAIL, Options, PASSWORD, TestApp, TestKey, dynamodb_endpoint, event_json, function_env, login_body,
+    CLIENT_IP, EMAIL, Options, PASSWORD, TestApp, TestKey, dynamodb_endpoint, event_json, function_env, login_body,
 };
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
+use crate::cold_start::ColdStart;
+use crate::guard::Decisions;
 use crate::report::{CallCount, ColdStartResult, Report, Target, ZipResult};
 use crate::stats::{Samples, ms, process_cpu};
 use crate::webhooks::Webhooks;
@@ -134,6 +141,25 @@ fn refresh_body(token: &str) -> String {
 
 fn token_of(body: &Value) -> Result<String, String> {
     body["refresh_token"].as_str().map(str::to_owned).ok_or_else(|| format!("no refresh_token in {body}"))
+}
+
+fn access_token_of(body: &Value) -> Result<String, String> {
+    body["access_token"].as_str().map(str::to_owned).ok_or_else(|| format!("no access_token in {body}"))
+}
+
+/// Whether a timed sample took its line's warm path: its DynamoDB calls are
+/// `warm` (`Ok(true)`), or `reload` then `warm` because a per-instance cache
+/// entry had expired (`Ok(false)`: that sample is the cold-cache path, not
+/// its line's, and is discarded).
+fn took_warm_path(what: &str, calls: &[String], warm: &[&str], reload: &[&str]) -> Result<bool, String> {
+    let calls: Vec<&str> = calls.iter().map(String::as_str).collect();
+    if calls == warm {
+        return Ok(true);
+    }
+    if calls.len() == reload.len() + warm.len() && calls.starts_with(reload) && calls.ends_with(warm) {
+        return Ok(false);
+    }
+    Err(format!("{what}: DynamoDB calls {calls:?}, expected {warm:?}"))
 }
 
 fn json_event(path: &str, body: &str) -> String {
@@ -346,6 +372,12 @@ struct Latencies {
     floor_put_again: Samples,
     webhook_accept: Samples,
     webhook_duplicate: Samples,
+    floor_verify: Samples,
+    floor_count: Samples,
+    authorizer_bearer: Samples,
+    authorizer_api_key: Samples,
+    verify_bearer: Samples,
+    verify_api_key: Samples,
 }
 
 async fn measure_latencies(
@@ -353,6 +385,7 @@ async fn measure_latencies(
     sequential: &mut Driver<'_>,
     exchanger: &Exchanger<'_>,
     webhooks: &Webhooks<'_>,
+    decisions: &Decisions<'_>,
     args: &Args,
 ) -> Result<Latencies, String> {
     let (rounds, ops, logins) = args.sizes();
@@ -363,6 +396,9 @@ async fn measure_latencies(
         let (mut refresh_sequential, mut get_put, mut client_credentials, mut api_key) =
             (vec![], vec![], vec![], vec![]);
         let (mut put, mut put_again, mut accept, mut duplicate) = (vec![], vec![], vec![], vec![]);
+        let (mut verify_floor, mut count_floor) = (vec![], vec![]);
+        let (mut authorizer_bearer, mut authorizer_api_key, mut verify_bearer, mut verify_api_key) =
+            (vec![], vec![], vec![], vec![]);
         // Interleave A and B within the round too, op by op: each operation
         // next to its floor.
         for _ in 0..ops {
@@ -379,6 +415,12 @@ async fn measure_latencies(
             accept.push(elapsed);
             put_again.push(webhooks.floor_put_again(floor_item).await?);
             duplicate.push(webhooks.duplicate(&delivery).await?);
+            count_floor.push(decisions.floor_count().await?);
+            authorizer_api_key.push(decisions.authorizer_api_key().await?);
+            verify_api_key.push(decisions.verify_api_key().await?);
+            verify_floor.push(decisions.floor_verify()?);
+            authorizer_bearer.push(decisions.authorizer_bearer().await?);
+            verify_bearer.push(decisions.verify_bearer().await?);
         }
         for _ in 0..logins {
             login.push(driver.login().await?.0);
@@ -397,6 +439,12 @@ async fn measure_latencies(
         out.floor_put_again.extend_round(put_again);
         out.webhook_accept.extend_round(accept);
         out.webhook_duplicate.extend_round(duplicate);
+        out.floor_verify.extend_round(verify_floor);
+        out.floor_count.extend_round(count_floor);
+        out.authorizer_bearer.extend_round(authorizer_bearer);
+        out.authorizer_api_key.extend_round(authorizer_api_key);
+        out.verify_bearer.extend_round(verify_bearer);
+        out.verify_api_key.extend_round(verify_api_key);
     }
     Ok(out)
 }
@@ -477,6 +525,7 @@ async fn measure_cold_starts(
     app: &TestApp,
     exchanger: &Exchanger<'_>,
     webhooks: &Webhooks<'_>,
+    decisions: &Decisions<'_>,
     args: &Args,
 ) -> Result<Vec<ColdStartResult>, String> {
     let runs = args.cold_runs();
@@ -494,9 +543,14 @@ async fn measure_cold_starts(
     // same key (a fresh process stamps the key's last_used_at concurrently on
     // its first exchange, as a real cold start would).
     let token_event = json_event(token::PATH, &exchanger.client_credentials_body);
+    // The authorizer on a key counted against its tenant's plan, as keys are
+    // by default: a fresh instance reads the key and the plan, then counts.
+    let plan_key = guard::ApiKey::add(app, TestKey::default()).await;
+    let api_key_authorizer_event = guard::authorizer_event_json(&plan_key.headers())?;
+    let jwks_event = event_json(JWKS_PATH, "GET", &[("content-type", "")], "", CLIENT_IP);
 
     let mut results = Vec::new();
-    for function in FUNCTIONS {
+    for (label, function) in COLD_STARTS {
         let binary = binaries.join(function);
         if !binary.exists() {
             let release = if args.profile == "release" { " --release" } else { "" };
@@ -505,16 +559,20 @@ async fn measure_cold_starts(
                 binary.display(),
             ));
         }
-        progress(&format!("cold start, {function} ×{runs}"));
+        progress(&format!("cold start, {label} ×{runs}"));
         let mut runs_out = Vec::with_capacity(runs);
         for refresh_event in &refresh_events {
-            let event = match function {
+            let event = match label {
                 "login" => login_event.clone(),
                 "refresh" => refresh_event.clone(),
+                "token" => token_event.clone(),
                 // A new delivery per run, signed now: the fresh instance reads
                 // the source (GetItem), verifies, then stores the event (PutItem).
                 "webhook" => webhooks.delivery()?.event,
-                _ => token_event.clone(),
+                AUTHORIZER_BEARER_COLD => decisions.bearer_authorizer_event().to_owned(),
+                AUTHORIZER_API_KEY_COLD => api_key_authorizer_event.clone(),
+                "jwks" => jwks_event.clone(),
+                other => return Err(format!("no first event for the {other} cold start")),
             };
             // The emulator is blocking std code: keep it off the async thread.
             let (binary, env) = (binary.clone(), env.clone());
@@ -523,21 +581,53 @@ async fn measure_cold_starts(
             })
             .await
             .map_err(|e| e.to_string())??;
-            if run.errored || run.response_status != Some(200) {
-                return Err(format!(
-                    "{function} cold start answered {:?} (errored: {})",
-                    run.response_status, run.errored
-                ));
-            }
+            check_first_answer(label, function, &run)?;
             runs_out.push(run);
         }
-        results.push(ColdStartResult::from_runs(function, &runs_out));
+        results.push(ColdStartResult::from_runs(label, &runs_out));
     }
     Ok(results)
 }
 
-/// The functions whose cold start and zip are measured.
-const FUNCTIONS: [&str; 4] = ["login", "refresh", "token", "webhook"];
+/// A cold start's first answer must be a success: a 200 from a function
+/// behind the HTTP API, an allow from the authorizer (which answers with a
+/// decision, not a status).
+fn check_first_answer(label: &str, function: &str, run: &ColdStart) -> Result<(), String> {
+    let succeeded = if function == "authorizer" {
+        serde_json::from_slice::<Value>(&run.response).is_ok_and(|decision| decision["isAuthorized"] == true)
+    } else {
+        run.response_status == Some(200)
+    };
+    if succeeded && !run.errored {
+        return Ok(());
+    }
+    Err(format!(
+        "{label} cold start answered {:?} (errored: {}): {}",
+        run.response_status,
+        run.errored,
+        String::from_utf8_lossy(&run.response)
+    ))
+}
+
+/// The functions whose arm64 zip is measured.
+const FUNCTIONS: [&str; 6] = ["login", "refresh", "token", "webhook", "authorizer", "jwks"];
+
+const AUTHORIZER_BEARER_COLD: &str = "authorizer, access token";
+const AUTHORIZER_API_KEY_COLD: &str = "authorizer, API key";
+
+/// The cold starts measured, each a label and the function it runs: every
+/// function once, the authorizer once per credential (an access token costs
+/// no DynamoDB call once init has loaded the keys; an API key, two reads and
+/// the count).
+const COLD_STARTS: [(&str, &str); 7] = [
+    ("login", "login"),
+    ("refresh", "refresh"),
+    ("token", "token"),
+    ("webhook", "webhook"),
+    (AUTHORIZER_BEARER_COLD, "authorizer"),
+    (AUTHORIZER_API_KEY_COLD, "authorizer"),
+    ("jwks", "jwks"),
+];
 
 fn measure_zips() -> Result<Vec<ZipResult>, String> {
     progress("cargo lambda build --release --arm64 --output-format zip (slow: a full cross build)");
@@ -569,8 +659,11 @@ async fn run(args: &Args) -> Result<Report, String> {
     let exchanger = Exchanger::new(&app).await?;
     let webhooks = Webhooks::new(&app).await?;
     webhooks.check_floor_shape().await?;
+    let (_, first_login) = driver.login().await?;
+    let decisions = Decisions::new(&app, access_token_of(&first_login)?).await?;
+    decisions.check_floor_shape().await?;
     progress("warming up");
-    driver.refresh_token = token_of(&driver.login().await?.1)?;
+    driver.refresh_token = token_of(&first_login)?;
     for _ in 0..20 {
         driver.floor_get().await?;
         driver.floor_update().await?;
@@ -579,9 +672,11 @@ async fn run(args: &Args) -> Result<Report, String> {
         exchanger.client_credentials().await?;
         exchanger.api_key().await?;
         webhooks.exercise().await?;
+        decisions.exercise().await?;
     }
     let mut calls = count_calls(&mut driver, &exchanger).await?;
     calls.extend(webhooks.count_calls().await?);
+    calls.extend(decisions.count_calls().await?);
     let (login_calls, refresh_calls) = (calls_of(&calls, "login"), calls_of(&calls, "refresh"));
     let client_credentials_calls = calls_of(&calls, "exchange client_credentials");
     app.add_user(WIDE_EMAIL, PASSWORD, &wide_scopes()).await;
@@ -594,20 +689,16 @@ async fn run(args: &Args) -> Result<Report, String> {
     for _ in 0..20 {
         sequential.refresh().await?;
     }
-    let latencies = measure_latencies(&mut driver, &mut sequential, &exchanger, &webhooks, args).await?;
+    let latencies = measure_latencies(&mut driver, &mut sequential, &exchanger, &webhooks, &decisions, args).await?;
     let cpu = measure_cpu(args).await?;
-    let cold = measure_cold_starts(&app, &exchanger, &webhooks, args).await?;
+    let cold = measure_cold_starts(&app, &exchanger, &webhooks, &decisions, args).await?;
     let zips = if args.skip_zip { Vec::new() } else { measure_zips()? };
 
     let l = &latencies;
     let refresh_cpu = cpu.iter().find(|(name, _)| name == "refresh RS256").map(|(_, d)| *d).unwrap_or_default();
     let login_budget = l.floor_get.p50() + l.floor_update.p50() + l.argon2.p50() + Duration::from_millis(2);
     let mut targets = vec![
-        Target::new(
-            "refresh p50 ≤ 1.3× UpdateItem floor p50",
-            format!("{:.2}×", ms(l.refresh.p50()) / ms(l.floor_update.p50())),
-            ms(l.refresh.p50()) <= 1.3 * ms(l.floor_update.p50()),
-        ),
+        ratio_target("refresh p50 ≤ 1.3× UpdateItem floor p50", &l.refresh, &l.floor_update, 1.3),
         Target::new("refresh makes exactly 1 DynamoDB call", refresh_calls.join(", "), refresh_calls.len() == 1),
         Target::new("login makes 2 DynamoDB calls", login_calls.join(", "), login_calls.len() == 2),
         Target::new(
@@ -620,10 +711,11 @@ async fn run(args: &Args) -> Result<Report, String> {
             format!("{:.3} ms", ms(refresh_cpu)),
             refresh_cpu <= Duration::from_micros(1500),
         ),
-        Target::new(
+        ratio_target(
             "exchange (client_credentials) p50 ≤ 1.3× GetItem floor p50",
-            format!("{:.2}×", ms(l.exchange_client_credentials.p50()) / ms(l.floor_get.p50())),
-            ms(l.exchange_client_credentials.p50()) <= 1.3 * ms(l.floor_get.p50()),
+            &l.exchange_client_credentials,
+            &l.floor_get,
+            1.3,
         ),
         Target::new(
             "exchange (client_credentials) makes exactly 1 DynamoDB call",
@@ -632,6 +724,7 @@ async fn run(args: &Args) -> Result<Report, String> {
         ),
     ];
     targets.extend(webhook_targets(&latencies, &calls));
+    targets.extend(guard_targets(&latencies, &calls));
     for c in &cold {
         targets.push(Target::new(
             &format!("{} cold start to first response ≤ 20 ms (median)", c.function),
@@ -658,37 +751,89 @@ async fn run(args: &Args) -> Result<Report, String> {
 /// The webhook endpoint's targets: the warm accept against its PutItem
 /// floor, and its DynamoDB calls.
 fn webhook_targets(l: &Latencies, calls: &[CallCount]) -> Vec<Target> {
-    let accept_calls = calls_of(calls, "webhook accept");
-    let forged_calls = calls_of(calls, "webhook forged signature (source cached)");
     vec![
-        Target::new(
-            "webhook accept p50 ≤ 1.3× conditional PutItem floor p50",
-            format!("{:.2}×", ms(l.webhook_accept.p50()) / ms(l.floor_put.p50())),
-            ms(l.webhook_accept.p50()) <= 1.3 * ms(l.floor_put.p50()),
-        ),
-        Target::new(
+        ratio_target("webhook accept p50 ≤ 1.3× conditional PutItem floor p50", &l.webhook_accept, &l.floor_put, 1.3),
+        calls_target(
             "webhook accept (source cached) makes exactly 1 DynamoDB call, a PutItem",
-            report::calls_text(accept_calls),
-            accept_calls == ["PutItem"],
+            calls,
+            "webhook accept",
+            &["PutItem"],
         ),
-        Target::new(
+        calls_target(
             "webhook with a forged signature (source cached) makes no DynamoDB call",
-            report::calls_text(forged_calls),
-            forged_calls.is_empty(),
+            calls,
+            "webhook forged signature (source cached)",
+            &[],
         ),
     ]
+}
+
+/// The targets of the decisions in front of a team's own API: the warm
+/// decisions against their floors, and their DynamoDB calls.
+fn guard_targets(l: &Latencies, calls: &[CallCount]) -> Vec<Target> {
+    vec![
+        ratio_target(
+            "authorizer (access token) p50 ≤ 1.5× token verification alone p50",
+            &l.authorizer_bearer,
+            &l.floor_verify,
+            1.5,
+        ),
+        calls_target("authorizer (access token) makes no DynamoDB call", calls, guard::AUTHORIZER_BEARER, &[]),
+        ratio_target(
+            "authorizer (API key, key cached) p50 ≤ 1.3× counter UpdateItem floor p50",
+            &l.authorizer_api_key,
+            &l.floor_count,
+            1.3,
+        ),
+        calls_target(
+            "authorizer (API key, key cached) makes exactly 1 DynamoDB call, an UpdateItem",
+            calls,
+            guard::AUTHORIZER_API_KEY,
+            &["UpdateItem"],
+        ),
+        ratio_target(
+            "verify (API key, key cached) p50 ≤ 1.3× counter UpdateItem floor p50",
+            &l.verify_api_key,
+            &l.floor_count,
+            1.3,
+        ),
+        calls_target(
+            "verify (API key, key cached) makes exactly 1 DynamoDB call, an UpdateItem",
+            calls,
+            guard::VERIFY_API_KEY,
+            &["UpdateItem"],
+        ),
+        calls_target("verify (access token) makes no DynamoDB call", calls, guard::VERIFY_BEARER, &[]),
+    ]
+}
+
+/// `line`'s p50 at most `bound` times `floor`'s.
+fn ratio_target(goal: &str, line: &Samples, floor: &Samples, bound: f64) -> Target {
+    let ratio = ms(line.p50()) / ms(floor.p50());
+    Target::new(goal, format!("{ratio:.2}×"), ratio <= bound)
+}
+
+/// `operation` made exactly the `expected` DynamoDB calls (and was counted).
+fn calls_target(goal: &str, counts: &[CallCount], operation: &str, expected: &[&str]) -> Target {
+    match counts.iter().find(|c| c.operation == operation) {
+        Some(counted) => Target::new(goal, report::calls_text(&counted.calls), counted.calls == expected),
+        None => Target::new(goal, format!("{operation} not counted"), false),
+    }
 }
 
 fn latencies_rows(l: &Latencies) -> Vec<report::LatencyRow> {
     let update = l.floor_update.p50();
     let get = l.floor_get.p50();
     let get_put = l.floor_get_put.p50();
+    let (verify, count) = (l.floor_verify.p50(), l.floor_count.p50());
     vec![
         report::LatencyRow::new("floor: GetItem (consistent)", &l.floor_get, None),
         report::LatencyRow::new("floor: conditional UpdateItem", &l.floor_update, None),
         report::LatencyRow::new("floor: GetItem, then PutItem", &l.floor_get_put, None),
         report::LatencyRow::new("floor: conditional PutItem (webhook event item)", &l.floor_put, None),
         report::LatencyRow::new("floor: the same PutItem again (condition fails)", &l.floor_put_again, None),
+        report::LatencyRow::new("floor: access-token verification alone (keys loaded)", &l.floor_verify, None),
+        report::LatencyRow::new("floor: rate-limit counter UpdateItem (conditional ADD)", &l.floor_count, None),
         report::LatencyRow::new("refresh (handler, event → response)", &l.refresh, Some(("UpdateItem", update))),
         report::LatencyRow::new(
             "refresh, signing after the write (A/B)",
@@ -721,5 +866,47 @@ fn latencies_rows(l: &Latencies) -> Vec<report::LatencyRow> {
             &l.webhook_duplicate,
             Some(("failed PutItem", l.floor_put_again.p50())),
         ),
+        report::LatencyRow::new(
+            "authorizer, access token (event → decision)",
+            &l.authorizer_bearer,
+            Some(("token verification", verify)),
+        ),
+        report::LatencyRow::new(
+            "authorizer, API key cached (event → decision)",
+            &l.authorizer_api_key,
+            Some(("counter UpdateItem", count)),
+        ),
+        report::LatencyRow::new(
+            "verify, access token (handler, event → response)",
+            &l.verify_bearer,
+            Some(("token verification", verify)),
+        ),
+        report::LatencyRow::new(
+            "verify, API key cached (handler, event → response)",
+            &l.verify_api_key,
+            Some(("counter UpdateItem", count)),
+        ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::took_warm_path;
+
+    fn calls(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_sample_is_warm_reloaded_or_wrong() {
+        let (update, get) = (["UpdateItem"], ["GetItem"]);
+        assert_eq!(took_warm_path("key", &calls(&update), &update, &get), Ok(true));
+        assert_eq!(took_warm_path("key", &calls(&["GetItem", "UpdateItem"]), &update, &get), Ok(false));
+        assert_eq!(took_warm_path("token", &[], &[], &["Query"]), Ok(true));
+        assert_eq!(took_warm_path("token", &calls(&["Query"]), &[], &["Query"]), Ok(false));
+        for wrong in [&["GetItem"][..], &["UpdateItem", "UpdateItem"], &["UpdateItem", "GetItem"], &[]] {
+            assert!(took_warm_path("key", &calls(wrong), &update, &get).is_err(), "{wrong:?}");
+        }
+        assert!(took_warm_path("token", &calls(&["GetItem"]), &[], &["Query"]).is_err());
+    }
 }

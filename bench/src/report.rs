@@ -51,6 +51,12 @@ impl CallCount {
     }
 }
 
+/// Milliseconds for the latency table: two decimals, three below 0.1 ms
+/// (a decision without DynamoDB takes tens of microseconds).
+fn ms_cell(value: f64) -> String {
+    if value < 0.1 { format!("{value:.3}") } else { format!("{value:.2}") }
+}
+
 /// DynamoDB calls as the tables show them: in order, or `none`.
 pub fn calls_text(calls: &[String]) -> String {
     if calls.is_empty() { "none".into() } else { calls.join(", ") }
@@ -187,8 +193,13 @@ impl Report {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.2} | {:.2} | {:.2}–{:.2} | {ratio} |",
-                r.name, r.samples, r.p50_ms, r.p99_ms, r.round_p50_spread_ms.0, r.round_p50_spread_ms.1
+                "| {} | {} | {} | {} | {}–{} | {ratio} |",
+                r.name,
+                r.samples,
+                ms_cell(r.p50_ms),
+                ms_cell(r.p99_ms),
+                ms_cell(r.round_p50_spread_ms.0),
+                ms_cell(r.round_p50_spread_ms.1)
             );
         }
         md.push_str("\n| CPU per request | ms |\n|---|---|\n");

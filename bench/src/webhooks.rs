@@ -24,8 +24,8 @@ use latchkey::webhook::{OutboundWebhook, Scheme, WebhookSecret};
 use latchkey_tests::{TENANT, TestApp, event_json};
 use serde_json::Value;
 
-use crate::expect_ok;
 use crate::report::CallCount;
+use crate::{expect_ok, took_warm_path};
 
 /// The source the deliveries go to.
 pub const SOURCE: &str = "bench-billing";
@@ -107,7 +107,7 @@ fn source_name(name: &str) -> Result<WebhookSourceName, String> {
 }
 
 /// An item's attributes with their types and sizes, values left out.
-fn shape(item: &Item) -> Vec<String> {
+pub fn shape(item: &Item) -> Vec<String> {
     let mut out: Vec<String> = item.iter().map(|(name, value)| format!("{name}: {}", value_shape(value))).collect();
     out.sort();
     out
@@ -171,11 +171,7 @@ impl<'a> Webhooks<'a> {
         let (elapsed, response) = Self::send(&self.app.webhooks, event).await?;
         let calls = self.app.calls.take();
         let body = expect_ok(what, &response)?;
-        match calls.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-            ["PutItem"] => Ok(Some((elapsed, body))),
-            ["GetItem", "PutItem"] => Ok(None),
-            other => Err(format!("{what}: DynamoDB calls {other:?}, expected [PutItem]")),
-        }
+        Ok(took_warm_path(what, &calls, &["PutItem"], &["GetItem"])?.then_some((elapsed, body)))
     }
 
     /// One new delivery accepted on the warm path.

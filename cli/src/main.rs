@@ -94,6 +94,9 @@ enum TenantCommand {
         #[arg(long)]
         exists_ok: bool,
     },
+    /// Change a tenant's plan (free 100 requests/h, pro 1000/h, enterprise
+    /// unlimited). Decisions see it once their cached plan expires (≤ 60 s).
+    SetPlan { id: TenantId, plan: Plan },
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,7 +266,8 @@ enum SigningKeyCommand {
         prepublish: Option<Duration>,
     },
     /// Retire a key: it stops signing now and stays published until every
-    /// token it signed has expired (access token lifetime + 30 s leeway).
+    /// token it signed has expired (key cache time + access token lifetime +
+    /// 30 s leeway).
     Retire {
         kid: String,
         /// Unpublish it at once (a leaked key): tokens it signed stop
@@ -393,6 +397,17 @@ async fn run(command: Command, json_output: bool) -> Result<(), CliError> {
                 json_output,
                 &json!({"tenant_id": id, "plan": plan, "created": added}),
                 &format!("tenant {id} ({}) {}", plan.as_str(), if added { "added" } else { "already exists" }),
+            );
+        }
+        Command::Tenant(TenantCommand::SetPlan { id, plan }) => {
+            let (_, stores) = stores().await?;
+            if !stores.tenants.set_plan(&id, plan).await? {
+                return Err(CliError::Input(format!("no tenant {id}: add it with `latchkey tenant add`")));
+            }
+            emit(
+                json_output,
+                &json!({"tenant_id": id, "plan": plan}),
+                &format!("tenant {id} is now on {}", plan.as_str()),
             );
         }
         Command::User(UserCommand::Add(args)) => add_user(args, json_output).await?,
@@ -647,8 +662,9 @@ fn key_ring(latchkey: &Latchkey) -> KeyRing {
         latchkey.config.sealing_key.sealer(),
         latchkey.config.signing_algorithm,
         latchkey.config.access_token_ttl,
-        Duration::ZERO,
+        latchkey.config.key_cache_ttl,
     )
+    .uncached()
 }
 
 async fn inspect(token: &str, json_output: bool) -> Result<(), CliError> {

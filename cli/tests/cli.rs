@@ -366,3 +366,95 @@ fn webhook_sources_are_added_rotated_listed_and_sign_verifiable_deliveries() {
     assert_eq!(cli.json(&["--json", "webhook-source", "list"])["sources"], serde_json::json!([]));
     assert_eq!(cli.run(&["webhook-source", "delete", "billing"]).status.code(), Some(2));
 }
+
+fn unix_secs(rfc3339: &serde_json::Value) -> u64 {
+    let text = rfc3339.as_str().unwrap_or_else(|| panic!("an RFC 3339 time: {rfc3339}"));
+    let at = humantime::parse_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    at.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs()
+}
+
+#[test]
+fn signing_key_retire_keeps_the_old_key_published_and_refuses_the_only_signer() {
+    let cli = Cli::new();
+    cli.json(&["--json", "table", "create"]);
+    let first = cli.json(&["--json", "signing-key", "rotate", "--immediate"]);
+    let old = first["kid"].as_str().expect("kid").to_owned();
+
+    let only = cli.run(&["signing-key", "retire", &old]);
+    assert_eq!(only.status.code(), Some(3), "the only signer: {}", stderr(&only));
+    assert!(stderr(&only).contains("--force"), "{}", stderr(&only));
+    let unknown = cli.run(&["signing-key", "retire", "2020-01-01-nosuchkey0"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("no published signing key"), "{}", stderr(&unknown));
+
+    // Rotate at once, then retire the old key: it stays published until the
+    // last token it signed has expired (access token lifetime + 30 s).
+    let second = cli.json(&["--json", "signing-key", "rotate", "--immediate"]);
+    let new = second["kid"].as_str().expect("kid").to_owned();
+    let retired = cli.json(&["--json", "signing-key", "retire", &old]);
+    assert_eq!(retired["kid"], old.as_str());
+    assert_eq!(unix_secs(&retired["expires_at"]), unix_secs(&second["active_from"]) + 300 + 900 + 30, "{retired}");
+    let listed = cli.json(&["--json", "signing-key", "list"]);
+    let keys = listed["keys"].as_array().expect("keys");
+    let find = |kid: &str| keys.iter().find(|k| k["kid"] == kid).unwrap_or_else(|| panic!("{kid} listed: {listed}"));
+    assert_eq!(find(&old)["expires_at"], retired["expires_at"]);
+    assert!(find(&old)["retired_at"].is_string(), "{listed}");
+    assert_eq!(find(&old)["signing"], false);
+    assert_eq!((&find(&new)["signing"], &find(&new)["retired_at"]), (&true.into(), &serde_json::Value::Null));
+    assert_eq!(find(&new)["expires_at"], serde_json::Value::Null);
+
+    // The new key is now the only signer: refused, unless forced.
+    let refused = cli.run(&["signing-key", "retire", &new]);
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    let forced = cli.json(&["--json", "signing-key", "retire", &new, "--force"]);
+    assert!(forced["expires_at"].is_string(), "{forced}");
+    let listed = cli.json(&["--json", "signing-key", "list"]);
+    assert!(listed["keys"].as_array().expect("keys").iter().all(|k| k["signing"] == false), "{listed}");
+
+    // --immediately unpublishes at once.
+    cli.json(&["--json", "signing-key", "retire", &old, "--immediately"]);
+    let listed = cli.json(&["--json", "signing-key", "list"]);
+    let kids: Vec<&str> = listed["keys"].as_array().expect("keys").iter().filter_map(|k| k["kid"].as_str()).collect();
+    assert_eq!(kids, [new.as_str()], "{listed}");
+}
+
+#[test]
+fn api_key_rate_limits_are_set_at_creation_and_changed_later() {
+    let cli = Cli::new();
+    cli.json(&["--json", "table", "create"]);
+    cli.json(&["--json", "tenant", "add", "acme"]);
+    cli.json(&["--json", "tenant", "add", "globex"]);
+    let created =
+        cli.json(&["--json", "api-key", "create", "--tenant", "acme", "--name", "Batch", "--rate-limit", "5"]);
+    assert_eq!(created["rate_limit"], "5/h", "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let default = cli.json(&["--json", "api-key", "create", "--tenant", "acme", "--name", "Plain"]);
+    assert_eq!(default["rate_limit"], serde_json::Value::Null, "the plan applies by default: {default}");
+    let limit_of = |id: &str| {
+        let listed = cli.json(&["--json", "api-key", "list", "--tenant", "acme"]);
+        let keys = listed["keys"].as_array().expect("keys");
+        keys.iter().find(|k| k["id"] == id).unwrap_or_else(|| panic!("{id} listed: {listed}"))["rate_limit"].clone()
+    };
+    assert_eq!(limit_of(&id), "5/h");
+
+    let unlimited = cli.json(&["--json", "api-key", "set-rate-limit", "--tenant", "acme", &id, "unlimited"]);
+    assert_eq!(unlimited, serde_json::json!({"id": id, "rate_limit": "unlimited"}));
+    assert_eq!(limit_of(&id), "unlimited");
+    cli.json(&["--json", "api-key", "set-rate-limit", "--tenant", "acme", &id, "500/h"]);
+    assert_eq!(limit_of(&id), "500/h");
+    let plan = cli.json(&["--json", "api-key", "set-rate-limit", "--tenant", "acme", &id, "plan"]);
+    assert_eq!(plan, serde_json::json!({"id": id, "rate_limit": null}));
+    assert_eq!(limit_of(&id), serde_json::Value::Null, "the tenant's plan again");
+
+    for bad in ["0", "-5", "lots", "5/day", ""] {
+        let refused = cli.run(&["api-key", "set-rate-limit", "--tenant", "acme", &id, bad]);
+        assert_eq!(refused.status.code(), Some(2), "{bad:?}: {}", stderr(&refused));
+    }
+    assert_eq!(limit_of(&id), serde_json::Value::Null, "refusals change nothing");
+    let bad_create = cli.run(&["api-key", "create", "--tenant", "acme", "--name", "x", "--rate-limit", "lots"]);
+    assert_eq!(bad_create.status.code(), Some(2), "{}", stderr(&bad_create));
+    let other_tenant = cli.run(&["api-key", "set-rate-limit", "--tenant", "globex", &id, "10"]);
+    assert_eq!(other_tenant.status.code(), Some(2), "another tenant's key: {}", stderr(&other_tenant));
+    let unknown = cli.run(&["api-key", "set-rate-limit", "--tenant", "acme", "nosuchkey", "10"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+}

@@ -47,10 +47,11 @@ pub struct KeyRing {
     store: SigningKeyStore,
     sealer: Sealer,
     algorithm: SigningAlgorithm,
-    /// How long a token stays acceptable after it is signed: the access
-    /// token lifetime plus the verification leeway. A key that stops signing
-    /// stays published this long.
-    token_lifetime: Duration,
+    /// How long a key must stay published after it stops signing here:
+    /// instances that loaded it keep signing with it until their key cache
+    /// expires, and each token they sign is acceptable for the access-token
+    /// lifetime plus the verification leeway.
+    publish_after_last_use: Duration,
     cache_ttl: Duration,
     cache: RwLock<Option<Arc<KeySet>>>,
 }
@@ -74,7 +75,8 @@ fn unseal_error(kid: &str) -> ApiError {
 
 impl KeyRing {
     /// `algorithm` is what a key generated on demand uses; `access_token_ttl`
-    /// how long the tokens it signs live.
+    /// how long the tokens it signs live; `cache_ttl` how long every
+    /// instance of the deployment keeps a loaded key set.
     pub fn new(
         store: SigningKeyStore,
         sealer: Sealer,
@@ -82,8 +84,16 @@ impl KeyRing {
         access_token_ttl: Duration,
         cache_ttl: Duration,
     ) -> Self {
-        let token_lifetime = access_token_ttl + Duration::from_secs(LEEWAY_SECS);
-        Self { store, sealer, algorithm, token_lifetime, cache_ttl, cache: RwLock::new(None) }
+        let publish_after_last_use = cache_ttl + access_token_ttl + Duration::from_secs(LEEWAY_SECS);
+        Self { store, sealer, algorithm, publish_after_last_use, cache_ttl, cache: RwLock::new(None) }
+    }
+
+    /// Reads the table on every call instead of caching (the admin CLI),
+    /// while rotation still allows for the deployment's instances' caches.
+    #[must_use]
+    pub fn uncached(mut self) -> Self {
+        self.cache_ttl = Duration::ZERO;
+        self
     }
 
     /// The algorithm new keys get by default.
@@ -174,8 +184,9 @@ impl KeyRing {
     }
 
     /// Adds a new key that starts signing after `prepublish` (zero: at once).
-    /// Every older key stays published until the last token it can sign
-    /// before then has expired, and disappears after.
+    /// Every older key stays published until the last token an instance can
+    /// sign with it (its key cache may still hold it for `cache_ttl` after
+    /// the new key activates) has expired, and disappears after.
     pub async fn add_key(
         &self,
         algorithm: SigningAlgorithm,
@@ -204,15 +215,16 @@ impl KeyRing {
             return Err(ApiError::Internal(format!("signing key id {} already exists", record.kid).into()));
         }
         tracing::info!(kid = %record.kid, alg = %algorithm, active_from = record.active_from, "signing key added");
-        let last_valid = record.active_from + self.token_lifetime.as_secs();
+        let last_valid = record.active_from + self.publish_after_last_use.as_secs();
         for old in predecessors.iter().filter(|old| old.expires_at.is_none_or(|at| at > last_valid)) {
             self.store.set_expiry(&old.kid, last_valid, None).await?;
         }
         Ok(record)
     }
 
-    /// Retires `kid`: it signs nothing from now on and stays published until
-    /// every token it signed has expired, or with `immediately` disappears at
+    /// Retires `kid`: it signs nothing from now on (once each instance's key
+    /// cache expires) and stays published until every token it signed has
+    /// expired, or with `immediately` disappears at
     /// once (a leaked key: its tokens stop verifying as soon as each
     /// instance's key cache expires). Refused when it is the only key that
     /// can sign, unless `force`: the next token then creates a new key that
@@ -229,7 +241,7 @@ impl KeyRing {
         if signer(&records, now).is_some_and(|s| s.kid == kid) && !others_can_sign && !force {
             return Ok(RetireOutcome::OnlySigner);
         }
-        let wanted = if immediately { now } else { now + self.token_lifetime.as_secs() };
+        let wanted = if immediately { now } else { now + self.publish_after_last_use.as_secs() };
         let expires_at = record.expires_at.map_or(wanted, |at| at.min(wanted));
         if !self.store.set_expiry(kid, expires_at, Some(now)).await? {
             return Ok(RetireOutcome::NotFound);

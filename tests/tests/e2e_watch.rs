@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use latchkey::webhook::{Scheme, WebhookSecret};
-use latchkey_tests::{EMAIL, PASSWORD, TENANT, TestApp, TestKey, function_env, login_body};
+use latchkey_tests::{AUDIENCE, EMAIL, ISSUER, PASSWORD, TENANT, TestApp, TestKey, function_env, login_body};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
@@ -155,6 +155,41 @@ fn login_refresh_and_reuse_over_http_through_cargo_lambda_watch() {
     let wrong = post(&agent, &login_url, &login_body(EMAIL, "wrong password"));
     assert_eq!(wrong.status, 401);
     assert_eq!(wrong.body["error"], "invalid_credentials");
+    drop(watch);
+}
+
+#[test]
+fn a_login_token_verifies_against_the_served_jwks_with_pyjwt() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let app = runtime.block_on(TestApp::spawn());
+    let watch = start_watch(app.table.name());
+    let agent = agent();
+
+    let login = post(&agent, &format!("{}/login/v1/auth/login", watch.base), &login_body(EMAIL, PASSWORD));
+    assert_eq!(login.status, 200, "{}", login.body);
+    let access = login.body["access_token"].as_str().expect("access token");
+
+    // The JWKS over HTTP, as a cache in front of it sees it.
+    let discovery = format!("{}/jwks", watch.base);
+    let jwks_url = format!("{discovery}/.well-known/jwks.json");
+    let mut response = agent.get(&jwks_url).call().unwrap_or_else(|err| panic!("GET {jwks_url}: {err}"));
+    assert_eq!(response.status().as_u16(), 200);
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(header("cache-control").as_deref(), Some("public, max-age=300"));
+    assert_eq!(header("content-type").as_deref(), Some("application/json"));
+    let jwks: Value = serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("JSON");
+    let kid = jsonwebtoken::decode_header(access).expect("JWT header").kid.expect("kid");
+    assert!(jwks["keys"].as_array().expect("keys").iter().any(|key| key["kid"] == kid.as_str()), "{jwks}");
+
+    // PyJWT's PyJWKClient against the real endpoint: the token verifies, and
+    // with one signature byte changed it does not.
+    let verified = run_python("pyjwt_jwks.py", &[&discovery, access, AUDIENCE, ISSUER]);
+    let verified: Value = serde_json::from_str(&verified).expect("the script printed JSON");
+    assert_eq!(verified["header"], json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}), "{verified}");
+    let claims = &verified["claims"];
+    assert!(claims["sub"].as_str().is_some_and(|sub| sub.starts_with("usr_")), "{claims}");
+    assert_eq!(claims["tid"], TENANT, "{claims}");
+    assert_eq!((&claims["iss"], &claims["aud"]), (&json!(ISSUER), &json!(AUDIENCE)), "{claims}");
     drop(watch);
 }
 

@@ -258,6 +258,9 @@ impl Guard {
         headers: &HeaderMap,
         source_ip: Option<IpAddr>,
     ) -> Result<Verdict, ApiError> {
+        if request.tenant_id.is_some() && request.api_key.is_none() {
+            return Err(ApiError::InvalidRequest("tenant_id goes with api_key in the body".into()));
+        }
         let in_headers = headers.contains_key("authorization") || headers.contains_key("x-api-key");
         let credential = match (request.token, request.api_key) {
             (Some(_), Some(_)) => {

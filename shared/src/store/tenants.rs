@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 
-use super::{Item, ItemReader, Table, build_failed, key, n, s};
+use super::{Item, ItemReader, Table, applied, build_failed, key, n, s};
 use crate::domain::{Plan, TenantId};
 use crate::error::StoreError;
 
@@ -45,6 +45,23 @@ impl TenantStore {
         item.insert("plan".into(), s(tenant.plan.as_str()));
         item.insert("created_at".into(), n(tenant.created_at));
         self.table.put_if_absent(item).await
+    }
+
+    /// Changes the tenant's plan; `Ok(false)` if there is no such tenant.
+    pub async fn set_plan(&self, tenant: &TenantId, plan: Plan) -> Result<bool, StoreError> {
+        let result = self
+            .table
+            .client
+            .update_item()
+            .table_name(self.table.name())
+            .set_key(Some(tenant_key(tenant)))
+            .update_expression("SET #plan = :plan")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#plan", "plan")
+            .expression_attribute_values(":plan", s(plan.as_str()))
+            .send()
+            .await;
+        applied(result)
     }
 
     /// The tenant, or `None` if it does not exist (one consistent GetItem).

@@ -1,0 +1,199 @@
+//! The Rust middleware (`Guard::authorize`) inside a team's own Lambda: the
+//! `protected-api` example's handler, against DynamoDB Local.
+
+use lambda_http::http::StatusCode;
+use latchkey::domain::{Principal, RateLimitOverride, TenantId};
+use latchkey::time::now_secs;
+use latchkey_tests::{CLIENT_IP, Options, TENANT, TestApp, TestKey, TestResponse, get, request};
+use secrecy::ExposeSecret as _;
+use serde_json::json;
+
+async fn orders(app: &TestApp, method: &str, headers: &[(&str, &str)], body: &str) -> TestResponse {
+    send(&app.latchkey.guard(), method, "/orders", headers, body).await
+}
+
+async fn send(
+    guard: &latchkey::service::Guard,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> TestResponse {
+    let mut all = vec![("content-type", if body.is_empty() { "" } else { "application/json" })];
+    all.extend_from_slice(headers);
+    TestResponse::from(protected_api::handle(guard, request(path, method, &all, body, CLIENT_IP)).await)
+}
+
+/// An API key as its holder sends it.
+#[derive(Debug, Clone)]
+struct HeldKey {
+    id: String,
+    key: String,
+    tenant: &'static str,
+}
+
+impl HeldKey {
+    async fn add(app: &TestApp, spec: TestKey) -> Self {
+        let tenant = spec.tenant;
+        let created = app.add_api_key(spec).await;
+        Self { id: created.view.id, key: created.key.expose_secret().to_owned(), tenant }
+    }
+
+    fn headers(&self) -> [(&str, &str); 2] {
+        [("x-api-key", self.key.as_str()), ("x-tenant-id", self.tenant)]
+    }
+}
+
+fn rate_limit(response: &TestResponse) -> [Option<&str>; 3] {
+    ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"].map(|name| response.header(name))
+}
+
+#[tokio::test]
+async fn an_access_token_with_the_scope_reads_orders() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("LATCHKEY_RATE_LIMIT_ACCESS_TOKENS", "true".into())],
+        ..Options::default()
+    })
+    .await;
+    let token = app.user_token(TENANT, "reader@example.com", "orders:read").await;
+    let auth = format!("Bearer {token}");
+    let response = orders(&app, "GET", &[("authorization", &auth)], "").await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    let body = response.json();
+    assert!(body["orders"].as_array().is_some_and(|orders| !orders.is_empty()), "{body}");
+    assert_eq!(body["caller"]["tid"], TENANT);
+    assert!(body["caller"]["sub"].as_str().is_some_and(|sub| sub.starts_with("usr_")), "{body}");
+    assert_eq!(rate_limit(&response)[..2], [Some("1000"), Some("999")], "the pro plan, counted");
+
+    let write = orders(&app, "POST", &[("authorization", &auth)], r#"{"item":"widget"}"#).await;
+    write.assert_error(StatusCode::FORBIDDEN, "insufficient_scope");
+    assert!(write.header("www-authenticate").is_some_and(|h| h.contains(r#"scope="orders:write""#)));
+}
+
+#[tokio::test]
+async fn the_seeded_user_lacks_orders_read_and_gets_a_scope_challenge() {
+    let app = TestApp::spawn().await;
+    let token = app.login_ok().await["access_token"].as_str().expect("access token").to_owned();
+    let response = orders(&app, "GET", &[("authorization", &format!("Bearer {token}"))], "").await;
+    response.assert_error(StatusCode::FORBIDDEN, "insufficient_scope");
+    let challenge = response.header("www-authenticate").expect("a challenge");
+    assert!(challenge.starts_with(r#"Bearer error="insufficient_scope""#), "{challenge}");
+    assert!(challenge.contains(r#"scope="orders:read""#), "{challenge}");
+}
+
+#[tokio::test]
+async fn an_api_key_reads_and_writes_with_rate_limit_headers() {
+    let app = TestApp::spawn().await;
+    let key = HeldKey::add(&app, TestKey::default()).await;
+    let read = orders(&app, "GET", &key.headers(), "").await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.json()["caller"]["tid"], TENANT);
+    let [limit, remaining, reset] = rate_limit(&read);
+    assert_eq!((limit, remaining), (Some("1000"), Some("999")));
+    assert!(reset.and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| r > now_secs()), "{reset:?}");
+
+    let order = json!({"item": "widget", "quantity": 3});
+    let created = orders(&app, "POST", &key.headers(), &order.to_string()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.json()["order"], order);
+    assert_eq!(created.json()["caller"], read.json()["caller"]);
+    assert_eq!(rate_limit(&created)[1], Some("998"));
+
+    orders(&app, "POST", &key.headers(), "[1, 2]").await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+}
+
+#[tokio::test]
+async fn a_free_tenants_key_gets_its_plans_limit_and_only_in_its_tenant() {
+    let app = TestApp::spawn().await;
+    app.add_tenant("other").await;
+    let key = HeldKey::add(&app, TestKey { tenant: "other", ..TestKey::default() }).await;
+    let response = orders(&app, "GET", &key.headers(), "").await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(response.json()["caller"]["tid"], "other");
+    assert_eq!(rate_limit(&response)[..2], [Some("100"), Some("99")]);
+    let elsewhere = HeldKey { tenant: TENANT, ..key };
+    orders(&app, "GET", &elsewhere.headers(), "").await.assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn no_expired_or_garbage_credentials_are_401s() {
+    let app = TestApp::spawn().await;
+    let none = orders(&app, "GET", &[], "").await;
+    none.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    assert_eq!(none.header("www-authenticate"), Some(r#"Bearer realm="latchkey""#));
+
+    let principal =
+        Principal { sub: "usr_expired".into(), tenant_id: TENANT.into(), scope: "orders:read".into(), client_id: None };
+    let expired = app.latchkey.issuer.issue(&principal, now_secs() - 3600).await.expect("signs");
+    let expired = format!("Bearer {}", expired.token.expose_secret());
+    for (auth, reason) in
+        [(expired.as_str(), "expired"), ("Bearer not-a-jwt", ""), ("Basic b3JkZXJzOnJlYWQ=", "Bearer scheme")]
+    {
+        let response = orders(&app, "GET", &[("authorization", auth)], "").await;
+        response.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
+        assert!(response.body.contains(reason), "{auth}: {}", response.body);
+        assert!(
+            response.header("www-authenticate").is_some_and(|h| h.starts_with(r#"Bearer error="invalid_token""#)),
+            "{auth}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_key_over_its_hourly_limit_gets_429_with_retry_after() {
+    let app = TestApp::spawn().await;
+    let key =
+        HeldKey::add(&app, TestKey { rate_limit: Some(RateLimitOverride::PerHour(2)), ..TestKey::default() }).await;
+    for remaining in ["1", "0"] {
+        let response = orders(&app, "GET", &key.headers(), "").await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        assert_eq!(rate_limit(&response)[..2], [Some("2"), Some(remaining)]);
+    }
+    let refused = orders(&app, "GET", &key.headers(), "").await;
+    refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(rate_limit(&refused)[..2], [Some("2"), Some("0")]);
+    let retry_after: u64 = refused.header("retry-after").and_then(|r| r.parse().ok()).expect("Retry-After");
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_at_once_without_the_cache() {
+    let app =
+        TestApp::spawn_with(Options { env: vec![("LATCHKEY_AUTH_CACHE_SECONDS", "0".into())], ..Options::default() })
+            .await;
+    let key = HeldKey::add(&app, TestKey::default()).await;
+    assert_eq!(orders(&app, "GET", &key.headers(), "").await.status, StatusCode::OK);
+    let tenant = TenantId::parse(TENANT).expect("valid");
+    app.keys.revoke_in_tenant(&tenant, &key.id).await.expect("revoked");
+    let refused = orders(&app, "GET", &key.headers(), "").await;
+    refused.assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert!(refused.body.contains("revoked"), "{}", refused.body);
+}
+
+#[tokio::test]
+async fn dynamodb_unreachable_is_503_with_retry_after() {
+    let app = TestApp::spawn().await;
+    let key = HeldKey::add(&app, TestKey::default()).await;
+    let down = TestApp::spawn_with(Options {
+        endpoint: Some("http://127.0.0.1:9".into()),
+        env: vec![("LATCHKEY_DYNAMODB_MAX_ATTEMPTS", "1".into()), ("LATCHKEY_DYNAMODB_TIMEOUT_MS", "500".into())],
+        ..Options::default()
+    })
+    .await;
+    // Same sealing key, so the secret checks out and the key's read is tried.
+    let response = orders(&down, "GET", &key.headers(), "").await;
+    response.assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(response.header("retry-after"), Some("1"));
+}
+
+#[tokio::test]
+async fn other_paths_and_methods_are_json_404_and_405() {
+    let app = TestApp::spawn().await;
+    let guard = app.latchkey.guard();
+    send(&guard, "GET", "/invoices", &[], "").await.assert_error(StatusCode::NOT_FOUND, "not_found");
+    let delete = send(&guard, "DELETE", "/orders", &[], "").await;
+    delete.assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_eq!(delete.header("allow"), Some("GET, POST"));
+    let staged = TestResponse::from(protected_api::handle(&guard, get("/live/orders", &[])).await);
+    staged.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
+}
