@@ -297,6 +297,11 @@ enum TokenCommand {
 enum SealingKeyCommand {
     /// Print a new random sealing key (base64 of 32 bytes).
     Generate,
+    /// Print the LATCHKEY_VERIFIER_KEY derived from LATCHKEY_SEALING_KEY: the
+    /// one secret a team's own Lambda needs to run the Rust middleware. It
+    /// checks API keys against their stored hashes; it cannot derive a key,
+    /// issue a token or open a sealed record.
+    VerifierKey,
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -422,6 +427,14 @@ async fn run(command: Command, json_output: bool) -> Result<(), CliError> {
         Command::SealingKey(SealingKeyCommand::Generate) => {
             let key = latchkey::config::generate_sealing_key_base64();
             emit(json_output, &json!({"sealing_key": key}), &key);
+        }
+        Command::SealingKey(SealingKeyCommand::VerifierKey) => {
+            let raw = std::env::var("LATCHKEY_SEALING_KEY")
+                .map_err(|_| CliError::Input("LATCHKEY_SEALING_KEY must be set".into()))?;
+            let sealing = latchkey::crypto::SealingKey::from_base64(&raw)
+                .map_err(|reason| CliError::Input(format!("LATCHKEY_SEALING_KEY is invalid: {reason}")))?;
+            let key = latchkey::credentials::StoredSecretCheck::new(&sealing).to_base64();
+            emit(json_output, &json!({"verifier_key": key}), &key);
         }
     }
     Ok(())
@@ -554,7 +567,15 @@ async fn api_key(command: ApiKeyCommand, json_output: bool) -> Result<(), CliErr
                         (None, Some(at)) => format!("expires {at}"),
                         (None, None) => "active".to_owned(),
                     };
-                    format!("{}  {}…{}  {}  [{}]  {state}", k.id, k.prefix, k.last_four, k.name, k.scopes.join(" "))
+                    let limit = k.rate_limit.as_deref().map(|limit| format!("  limit {limit}")).unwrap_or_default();
+                    format!(
+                        "{}  {}…{}  {}  [{}]  {state}{limit}",
+                        k.id,
+                        k.prefix,
+                        k.last_four,
+                        k.name,
+                        k.scopes.join(" ")
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join("\n");

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
+use crate::credentials::StoredSecretCheck;
 use crate::crypto::SealingKey;
 use crate::domain::{Scopes, Stage};
 use crate::jwt::SigningAlgorithm;
@@ -242,11 +243,7 @@ impl Config {
     pub fn from(env: &Env) -> Result<Self, ConfigError> {
         let store = StoreConfig::from_env(env)?;
         let stage = env.parsed("LATCHKEY_STAGE", Stage::Test)?;
-        let issuer = env.required("LATCHKEY_ISSUER")?.trim().to_owned();
-        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
-            return Err(ConfigError::Invalid { name: "LATCHKEY_ISSUER", reason: "must be an http(s) URL".into() });
-        }
-        let audience = env.get("LATCHKEY_AUDIENCE").map_or_else(|| issuer.clone(), |a| a.trim().to_owned());
+        let (issuer, audience) = issuer_and_audience(env)?;
         let sealing_key = SealingKey::from_base64(env.required("LATCHKEY_SEALING_KEY")?)
             .map_err(|reason| ConfigError::Invalid { name: "LATCHKEY_SEALING_KEY", reason: reason.into() })?;
 
@@ -295,7 +292,7 @@ impl Config {
             max_body_bytes: usize::try_from(env.bounded("LATCHKEY_MAX_BODY_BYTES", 16 * 1024, 256..=1024 * 1024)?)
                 .unwrap_or(usize::MAX),
             login_throttle,
-            key_cache_ttl: env.seconds("LATCHKEY_KEY_CACHE_SECONDS", 300, 1..=DAY)?,
+            key_cache_ttl: key_cache_ttl(env)?,
             webhook_max_body_bytes: usize::try_from(env.bounded(
                 "LATCHKEY_WEBHOOK_MAX_BODY_BYTES",
                 256 * 1024,
@@ -303,10 +300,80 @@ impl Config {
             )?)
             .unwrap_or(usize::MAX),
             webhook_source_cache_ttl: env.seconds("LATCHKEY_WEBHOOK_SOURCE_CACHE_SECONDS", 30, 0..=300)?,
-            auth_cache_ttl: env.seconds("LATCHKEY_AUTH_CACHE_SECONDS", 30, 0..=60)?,
-            rate_limit_access_tokens: env.parsed("LATCHKEY_RATE_LIMIT_ACCESS_TOKENS", false)?,
+            auth_cache_ttl: auth_cache_ttl(env)?,
+            rate_limit_access_tokens: rate_limit_access_tokens(env)?,
             jwks_max_age: env.seconds("LATCHKEY_JWKS_MAX_AGE_SECONDS", 300, 0..=3600)?,
             route_scopes: route_scopes(env.get("LATCHKEY_ROUTE_SCOPES"))?,
+        })
+    }
+}
+
+fn issuer_and_audience(env: &Env) -> Result<(String, String), ConfigError> {
+    let issuer = env.required("LATCHKEY_ISSUER")?.trim().to_owned();
+    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+        return Err(ConfigError::Invalid { name: "LATCHKEY_ISSUER", reason: "must be an http(s) URL".into() });
+    }
+    let audience = env.get("LATCHKEY_AUDIENCE").map_or_else(|| issuer.clone(), |a| a.trim().to_owned());
+    Ok((issuer, audience))
+}
+
+fn key_cache_ttl(env: &Env) -> Result<Duration, ConfigError> {
+    env.seconds("LATCHKEY_KEY_CACHE_SECONDS", 300, 1..=DAY)
+}
+
+fn auth_cache_ttl(env: &Env) -> Result<Duration, ConfigError> {
+    env.seconds("LATCHKEY_AUTH_CACHE_SECONDS", 30, 0..=60)
+}
+
+fn rate_limit_access_tokens(env: &Env) -> Result<bool, ConfigError> {
+    env.parsed("LATCHKEY_RATE_LIMIT_ACCESS_TOKENS", false)
+}
+
+/// What a team's own Lambda needs to run the guard (the Rust middleware):
+/// the deployment's table, issuer, audience and stage, and
+/// `LATCHKEY_VERIFIER_KEY` instead of the sealing key. With it the Lambda
+/// can check tokens and API keys and count requests, but cannot issue a
+/// token, derive an API key's secret or open a sealed record.
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    pub store: StoreConfig,
+    pub stage: Stage,
+    pub issuer: String,
+    pub audience: String,
+    pub key_check: StoredSecretCheck,
+    pub key_cache_ttl: Duration,
+    pub auth_cache_ttl: Duration,
+    pub rate_limit_access_tokens: bool,
+}
+
+impl GuardConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from(&Env::from_process())
+    }
+
+    /// `LATCHKEY_VERIFIER_KEY` (from `latchkey sealing-key verifier-key`);
+    /// `LATCHKEY_SEALING_KEY` is accepted in its place (local development),
+    /// and only the verifier key is derived from it.
+    pub fn from(env: &Env) -> Result<Self, ConfigError> {
+        let (issuer, audience) = issuer_and_audience(env)?;
+        let key_check = match (env.get("LATCHKEY_VERIFIER_KEY"), env.get("LATCHKEY_SEALING_KEY")) {
+            (Some(verifier), _) => StoredSecretCheck::from_base64(verifier)
+                .map_err(|reason| ConfigError::Invalid { name: "LATCHKEY_VERIFIER_KEY", reason: reason.into() })?,
+            (None, Some(sealing)) => StoredSecretCheck::new(
+                &SealingKey::from_base64(sealing)
+                    .map_err(|reason| ConfigError::Invalid { name: "LATCHKEY_SEALING_KEY", reason: reason.into() })?,
+            ),
+            (None, None) => return Err(ConfigError::Missing { name: "LATCHKEY_VERIFIER_KEY" }),
+        };
+        Ok(Self {
+            store: StoreConfig::from_env(env)?,
+            stage: env.parsed("LATCHKEY_STAGE", Stage::Test)?,
+            issuer,
+            audience,
+            key_check,
+            key_cache_ttl: key_cache_ttl(env)?,
+            auth_cache_ttl: auth_cache_ttl(env)?,
+            rate_limit_access_tokens: rate_limit_access_tokens(env)?,
         })
     }
 }

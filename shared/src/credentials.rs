@@ -73,10 +73,50 @@ pub fn parse_api_key(text: &str) -> Option<ParsedApiKey> {
     Some(ParsedApiKey { env, id, secret: secret.to_owned().into() })
 }
 
+/// Checks a presented API-key secret against the keyed hash stored in the
+/// key's record. This is all a verifier needs: holding it does not let
+/// anyone derive a key's secret (that takes [`ApiKeySecrets`], i.e. the
+/// sealing key). Exported as `LATCHKEY_VERIFIER_KEY` for a team's own
+/// Lambda running the middleware.
+#[derive(Clone)]
+pub struct StoredSecretCheck(MacKey);
+
+impl std::fmt::Debug for StoredSecretCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredSecretCheck([redacted])")
+    }
+}
+
+impl StoredSecretCheck {
+    pub fn new(sealing_key: &SealingKey) -> Self {
+        Self(sealing_key.mac_key("api-key-check/v1"))
+    }
+
+    /// Reads `LATCHKEY_VERIFIER_KEY` (base64 of 32 bytes).
+    pub fn from_base64(text: &str) -> Result<Self, &'static str> {
+        MacKey::from_base64(text).map(Self)
+    }
+
+    /// The value of `LATCHKEY_VERIFIER_KEY` for this deployment.
+    pub fn to_base64(&self) -> String {
+        self.0.to_base64()
+    }
+
+    /// The keyed hash stored in a key's record.
+    pub fn hash(&self, secret: &SecretString) -> String {
+        hex(&self.0.sign(&[secret.expose_secret().as_bytes()]))
+    }
+
+    /// Whether `presented` hashes to `stored_hash` (constant time).
+    pub fn matches(&self, presented: &SecretString, stored_hash: &str) -> bool {
+        constant_time_eq(self.hash(presented).as_bytes(), stored_hash.as_bytes())
+    }
+}
+
 /// Derives, renders and checks API-key secrets for one deployment.
 pub struct ApiKeySecrets {
     derive: MacKey,
-    check: MacKey,
+    check: StoredSecretCheck,
 }
 
 impl std::fmt::Debug for ApiKeySecrets {
@@ -108,7 +148,12 @@ impl PresentedSecret {
 
 impl ApiKeySecrets {
     pub fn new(sealing_key: &SealingKey) -> Self {
-        Self { derive: sealing_key.mac_key("api-key-secret/v1"), check: sealing_key.mac_key("api-key-check/v1") }
+        Self { derive: sealing_key.mac_key("api-key-secret/v1"), check: StoredSecretCheck::new(sealing_key) }
+    }
+
+    /// The stored-hash check alone (what a verifier holds).
+    pub fn stored_check(&self) -> &StoredSecretCheck {
+        &self.check
     }
 
     /// The secret of key `id`.
@@ -123,7 +168,7 @@ impl ApiKeySecrets {
 
     /// The keyed hash stored in the key's record.
     pub fn check_hash(&self, secret: &SecretString) -> String {
-        hex(&self.check.sign(&[secret.expose_secret().as_bytes()]))
+        self.check.hash(secret)
     }
 
     /// Whether `presented` is the secret of `id`. No DynamoDB call: a forged
@@ -134,7 +179,7 @@ impl ApiKeySecrets {
 
     /// Whether `presented` hashes to the stored `check_hash`.
     pub fn matches_stored(&self, presented: &SecretString, stored_hash: &str) -> bool {
-        constant_time_eq(self.check_hash(presented).as_bytes(), stored_hash.as_bytes())
+        self.check.matches(presented, stored_hash)
     }
 
     /// Every byte string a client may have used as the HMAC key of an HS256

@@ -159,7 +159,24 @@ impl fmt::Debug for MacKey {
     }
 }
 
+impl Clone for MacKey {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
 impl MacKey {
+    /// Reads a key exported with [`MacKey::to_base64`].
+    pub fn from_base64(text: &str) -> Result<Self, &'static str> {
+        SealingKey::from_base64(text).map(|key| Self(key.0))
+    }
+
+    /// Standard base64 of the key, for handing one purpose's key (and only
+    /// it) to another system.
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0.as_slice())
+    }
+
     fn mac(&self) -> HmacSha256 {
         <HmacSha256 as Mac>::new_from_slice(self.0.as_slice()).expect("HMAC accepts any key length")
     }

@@ -45,7 +45,8 @@ impl KeySet {
 
 pub struct KeyRing {
     store: SigningKeyStore,
-    sealer: Sealer,
+    /// `None` in a verify-only instance: it loads public keys only.
+    sealer: Option<Sealer>,
     algorithm: SigningAlgorithm,
     /// How long a key must stay published after it stops signing here:
     /// instances that loaded it keep signing with it until their key cache
@@ -85,7 +86,27 @@ impl KeyRing {
         cache_ttl: Duration,
     ) -> Self {
         let publish_after_last_use = cache_ttl + access_token_ttl + Duration::from_secs(LEEWAY_SECS);
-        Self { store, sealer, algorithm, publish_after_last_use, cache_ttl, cache: RwLock::new(None) }
+        Self { store, sealer: Some(sealer), algorithm, publish_after_last_use, cache_ttl, cache: RwLock::new(None) }
+    }
+
+    /// A ring that only verifies: it reads the public keys and never opens a
+    /// private one (a team's Lambda running the middleware has no sealing
+    /// key).
+    pub fn verify_only(store: SigningKeyStore, cache_ttl: Duration) -> Self {
+        Self {
+            store,
+            sealer: None,
+            algorithm: SigningAlgorithm::Rs256,
+            publish_after_last_use: Duration::ZERO,
+            cache_ttl,
+            cache: RwLock::new(None),
+        }
+    }
+
+    fn sealer(&self) -> Result<&Sealer, ApiError> {
+        self.sealer
+            .as_ref()
+            .ok_or_else(|| ApiError::Internal("this instance only verifies tokens (no LATCHKEY_SEALING_KEY)".into()))
     }
 
     /// Reads the table on every call instead of caching (the admin CLI),
@@ -145,11 +166,10 @@ impl KeyRing {
                 .map_err(|reason| ApiError::from(StoreError::corrupt(format!("SIGNING_KEY/{}", record.kid), reason)))?;
             verifying.insert(record.kid.clone(), key);
         }
-        let signer_record = signer(&records, now);
-        let signing = match signer_record {
-            Some(record) => {
-                let der = self
-                    .sealer
+        let signer_record = signer(&records, now, self.publish_after_last_use.as_secs());
+        let signing = match (signer_record, &self.sealer) {
+            (Some(record), Some(sealer)) => {
+                let der = sealer
                     .unseal(&record.sealed_private_key, record.kid.as_bytes())
                     .map_err(|_| unseal_error(&record.kid))?;
                 let key = SigningKey::from_pkcs8(record.kid.clone(), record.algorithm, &der).map_err(|reason| {
@@ -157,7 +177,7 @@ impl KeyRing {
                 })?;
                 Some(Arc::new(key))
             }
-            None => None,
+            _ => None,
         };
         let next_activation = records.iter().map(|r| r.active_from).filter(|at| *at > now).min();
         let set = Arc::new(KeySet { loaded_at: Instant::now(), signing, verifying, records, next_activation });
@@ -168,6 +188,7 @@ impl KeyRing {
     /// The key to sign with now. The very first call on a new table creates
     /// the first key (active at once: no token can be cached anywhere yet).
     pub async fn signing_key(&self) -> Result<Arc<SigningKey>, ApiError> {
+        self.sealer()?;
         if let Some(key) = self.current().await?.signing.clone() {
             return Ok(key);
         }
@@ -192,6 +213,7 @@ impl KeyRing {
         algorithm: SigningAlgorithm,
         prepublish: Duration,
     ) -> Result<SigningKeyRecord, ApiError> {
+        self.sealer()?;
         let now = now_secs();
         let kid = format!("{}-{}", &rfc3339(now)[..10], &random_id()[..10]);
         let generated = {
@@ -201,7 +223,7 @@ impl KeyRing {
                 .map_err(|err| ApiError::Internal(Box::new(err)))??
         };
         let record = SigningKeyRecord {
-            sealed_private_key: self.sealer.seal(&generated.private_der, kid.as_bytes()),
+            sealed_private_key: self.sealer()?.seal(&generated.private_der, kid.as_bytes()),
             kid,
             algorithm,
             public_jwk: generated.public_jwk.to_string(),
@@ -238,7 +260,10 @@ impl KeyRing {
         let others_can_sign = records
             .iter()
             .any(|r| r.kid != kid && r.active_from <= now && r.retired_at.is_none() && r.expires_at.is_none());
-        if signer(&records, now).is_some_and(|s| s.kid == kid) && !others_can_sign && !force {
+        if signer(&records, now, self.publish_after_last_use.as_secs()).is_some_and(|s| s.kid == kid)
+            && !others_can_sign
+            && !force
+        {
             return Ok(RetireOutcome::OnlySigner);
         }
         let wanted = if immediately { now } else { now + self.publish_after_last_use.as_secs() };
@@ -264,12 +289,15 @@ pub enum RetireOutcome {
     OnlySigner,
 }
 
-/// The key that signs at `now`: of the active, unretired keys, the one added
-/// last (so a key added with `--immediate` wins over an older pre-published
-/// one).
-fn signer(records: &[SigningKeyRecord], now: u64) -> Option<&SigningKeyRecord> {
+/// The key that signs at `now`: of the active, unretired keys that stay
+/// published long enough for what it signs now (`publish_after_last_use`),
+/// the one added last (so a key added with `--immediate` wins over an older
+/// pre-published one). A superseded key whose successor was force-retired
+/// does not come back once its remaining publication is too short.
+fn signer(records: &[SigningKeyRecord], now: u64, publish_after_last_use: u64) -> Option<&SigningKeyRecord> {
     records
         .iter()
         .filter(|r| r.active_from <= now && r.retired_at.is_none())
+        .filter(|r| r.expires_at.is_none_or(|at| at >= now + publish_after_last_use))
         .max_by(|a, b| (a.created_at, a.active_from, &a.kid).cmp(&(b.created_at, b.active_from, &b.kid)))
 }

@@ -419,3 +419,24 @@ async fn tokens_signed_from_a_cached_key_after_an_immediate_rotation_stay_verifi
         new.active_from
     );
 }
+
+/// Force-retiring the newest key must not bring back the key it replaced:
+/// that key's publication ends too soon for tokens signed now.
+#[tokio::test]
+async fn force_retiring_the_newest_key_does_not_revive_its_predecessor() {
+    let app = TestApp::spawn().await;
+    let ring = app.latchkey.issuer.keys();
+    let first = kid_of(&access_token(&app).await);
+    let second = ring.add_key(SigningAlgorithm::Rs256, Duration::ZERO).await.expect("key added");
+    ring.reload().await.expect("keys");
+    assert_eq!(kid_of(&access_token(&app).await), second.kid);
+    // Shorten the first key's remaining publication, as time passing would.
+    set_expires_at(&app, &first, now_secs() + 60).await;
+    let outcome = ring.retire(&second.kid, false, true).await.expect("retires");
+    assert!(matches!(outcome, RetireOutcome::Retired { .. }), "{outcome:?}");
+    let token = access_token(&app).await;
+    let signer = kid_of(&token);
+    assert!(signer != first && signer != second.kid, "a new key signs, not the expiring one: {signer}");
+    let claims = verify_with_served_jwk(&served_jwks(&app).await, &token).expect("verifies");
+    assert!(record(&app, &signer).await.expires_at.is_none(), "{claims}");
+}

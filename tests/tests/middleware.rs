@@ -197,3 +197,65 @@ async fn other_paths_and_methods_are_json_404_and_405() {
     let staged = TestResponse::from(protected_api::handle(&guard, get("/live/orders", &[])).await);
     staged.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
 }
+
+/// The guard a team's Lambda builds from `LATCHKEY_VERIFIER_KEY`, without
+/// the sealing key, on the same table.
+fn verify_only_guard(app: &TestApp, verifier_key: &str) -> latchkey::service::Guard {
+    let mut vars = latchkey_tests::base_env(app.table.name());
+    vars.retain(|(name, _)| name != "LATCHKEY_SEALING_KEY");
+    vars.push(("LATCHKEY_VERIFIER_KEY".into(), verifier_key.into()));
+    let env = latchkey::config::Env::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let config = latchkey::config::GuardConfig::from(&env).expect("a verifier configuration");
+    latchkey::service::Guard::verify_only(&config, app.table.client().clone())
+}
+
+#[tokio::test]
+async fn the_verifier_key_alone_decides_like_the_deployment() {
+    let app = TestApp::spawn().await;
+    let verifier_key = latchkey::credentials::StoredSecretCheck::new(&app.latchkey.config.sealing_key).to_base64();
+    assert_ne!(verifier_key, latchkey_tests::SEALING_KEY, "the verifier key is not the sealing key");
+    // A login first: the deployment's first signing key exists before the
+    // team's Lambda loads the public keys, as in any running deployment.
+    let token = app.user_token(TENANT, "reader@example.com", "orders:read").await;
+    let guard = verify_only_guard(&app, &verifier_key);
+    guard.warm_up().await;
+
+    let key = HeldKey::add(&app, TestKey::default()).await;
+    let allowed = send(&guard, "GET", "/orders", &key.headers(), "").await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
+    assert_eq!(rate_limit(&allowed)[..2], [Some("1000"), Some("999")]);
+
+    let by_token = send(&guard, "GET", "/orders", &[("authorization", &format!("Bearer {token}"))], "").await;
+    assert_eq!(by_token.status, StatusCode::OK, "{}", by_token.body);
+
+    // Without the derivation key, a forged secret is refused by the stored hash.
+    let forged = format!("{}{}", &key.key[..key.key.len() - 4], "aaaa");
+    let refused = send(&guard, "GET", "/orders", &[("x-api-key", &forged), ("x-tenant-id", TENANT)], "").await;
+    refused.assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+
+    // Another deployment's verifier key checks nothing of this one.
+    let stranger = latchkey::credentials::StoredSecretCheck::new(&latchkey::crypto::SealingKey::from_bytes([9; 32]));
+    let other = verify_only_guard(&app, &stranger.to_base64());
+    send(&other, "GET", "/orders", &key.headers(), "")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn a_verify_only_key_ring_never_signs() {
+    let app = TestApp::spawn().await;
+    let ring =
+        latchkey::keys::KeyRing::verify_only(app.latchkey.stores.signing_keys.clone(), std::time::Duration::ZERO);
+    let err = ring.signing_key().await.expect_err("no sealing key, no signing");
+    assert_eq!(err.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(ring.add_key(latchkey::jwt::SigningAlgorithm::Rs256, std::time::Duration::ZERO).await.is_err());
+    app.login_ok().await;
+    let set = ring.current().await.expect("public keys load");
+    assert!(set.signing.is_none(), "no private key is opened");
+    assert_eq!(set.verifying.len(), 1);
+
+    let missing =
+        latchkey::config::Env::from_pairs([("LATCHKEY_TABLE_NAME", "t-1"), ("LATCHKEY_ISSUER", "https://a.example")]);
+    let err = latchkey::config::GuardConfig::from(&missing).expect_err("no key at all");
+    assert_eq!(err.to_string(), "LATCHKEY_VERIFIER_KEY must be set");
+}

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::cache::TtlCache;
 use crate::config::Config;
-use crate::credentials::{ApiKeySecrets, LAST_CHARS, PresentedSecret, key_prefix, parse_api_key};
+use crate::credentials::{ApiKeySecrets, LAST_CHARS, PresentedSecret, StoredSecretCheck, key_prefix, parse_api_key};
 use crate::domain::{ApiKeyId, IpNetwork, Label, RateLimitOverride, Scopes, Stage, TenantId, UserId, parse_allow_list};
 use crate::error::{ApiError, StoreError};
 use crate::jwt::AccessClaims;
@@ -75,7 +76,11 @@ pub enum Freshness {
 pub struct ApiKeyAuthenticator {
     store: ApiKeyStore,
     cache: TtlCache<ApiKeyId, Option<ApiKeyRecord>>,
-    secrets: ApiKeySecrets,
+    /// `None` in a verify-only instance (a team's Lambda holding only
+    /// `LATCHKEY_VERIFIER_KEY`): it cannot derive secrets, so it skips the
+    /// early check and relies on the stored hash.
+    secrets: Option<ApiKeySecrets>,
+    check: StoredSecretCheck,
     stage: Stage,
     /// When this instance last stamped each key's `last_used_at`.
     stamped: Mutex<HashMap<ApiKeyId, u64>>,
@@ -97,14 +102,37 @@ impl ApiKeyAuthenticator {
         Self {
             store: stores.api_keys.clone(),
             cache: TtlCache::new(config.auth_cache_ttl, MAX_CACHED_KEYS),
-            secrets: ApiKeySecrets::new(&config.sealing_key),
+            secrets: Some(ApiKeySecrets::new(&config.sealing_key)),
+            check: StoredSecretCheck::new(&config.sealing_key),
             stage: config.stage,
             stamped: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn secrets(&self) -> &ApiKeySecrets {
-        &self.secrets
+    /// An authenticator that can check keys but not derive or issue them.
+    pub fn verify_only(store: ApiKeyStore, check: StoredSecretCheck, stage: Stage, cache_ttl: Duration) -> Self {
+        Self {
+            store,
+            cache: TtlCache::new(cache_ttl, MAX_CACHED_KEYS),
+            secrets: None,
+            check,
+            stage,
+            stamped: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The secrets' derivation, which issuing keys and checking assertions
+    /// need; a verify-only instance has none.
+    pub fn secrets(&self) -> Result<&ApiKeySecrets, ApiError> {
+        self.secrets
+            .as_ref()
+            .ok_or_else(|| ApiError::Internal("this instance only verifies API keys (LATCHKEY_VERIFIER_KEY)".into()))
+    }
+
+    /// Whether `presented` is certainly not the secret of `id`, decided
+    /// without DynamoDB when this instance can derive secrets.
+    fn ruled_out(&self, id: &ApiKeyId, presented: &SecretString) -> bool {
+        self.secrets.as_ref().is_some_and(|secrets| !secrets.matches(id, presented))
     }
 
     /// Checks `presented` as the secret of `id` (no DynamoDB call, so a
@@ -118,7 +146,7 @@ impl ApiKeyAuthenticator {
         client_ip: Option<IpAddr>,
         now: u64,
     ) -> Result<Result<ApiKeyRecord, KeyRejection>, StoreError> {
-        if !self.secrets.matches(id, &presented.secret) {
+        if self.ruled_out(id, &presented.secret) {
             return Ok(Err(KeyRejection::Unknown));
         }
         let record = self.load(id, now).await?;
@@ -140,7 +168,7 @@ impl ApiKeyAuthenticator {
     ) -> Result<ApiKeyRecord, KeyRejection> {
         let record = record.ok_or(KeyRejection::Unknown)?;
         if let Some(presented) = presented {
-            if !self.secrets.matches_stored(&presented.secret, &record.secret_hash) {
+            if !self.check.matches(&presented.secret, &record.secret_hash) {
                 return Err(KeyRejection::Unknown);
             }
             if presented.env.is_some_and(|env| env != record.env) {
@@ -175,7 +203,7 @@ impl ApiKeyAuthenticator {
     ) -> Result<ApiKeyRecord, ApiError> {
         let unknown = || KeyRejection::Unknown.into_api_error();
         let parsed = parse_api_key(key).ok_or_else(unknown)?;
-        if !self.secrets.matches(&parsed.id, &parsed.secret) {
+        if self.ruled_out(&parsed.id, &parsed.secret) {
             return Err(unknown());
         }
         let now = now_secs();
@@ -501,7 +529,7 @@ impl ApiKeyService {
     /// not exist. The CLI's `api-key create` calls this too.
     pub async fn add(&self, new: NewApiKey, now: u64) -> Result<Option<CreatedApiKey>, ApiError> {
         let id = ApiKeyId::generate();
-        let secrets = self.authenticator.secrets();
+        let secrets = self.authenticator.secrets()?;
         let secret = secrets.secret(&id);
         let text = secret.expose_secret();
         let record = ApiKeyRecord {

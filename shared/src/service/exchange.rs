@@ -153,7 +153,7 @@ impl ExchangeService {
         client_ip: Option<IpAddr>,
         now: u64,
     ) -> Result<ApiKeyRecord, ApiError> {
-        let verified = self.assertion_verifier.verify(assertion.expose_secret(), self.authenticator.secrets(), now)?;
+        let verified = self.assertion_verifier.verify(assertion.expose_secret(), self.authenticator.secrets()?, now)?;
         let (record, fresh) = tokio::join!(
             self.authenticator.load(&verified.key_id, now),
             self.assertions.claim(&verified.replay_id, verified.expires_at, now)

@@ -21,14 +21,16 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::TtlCache;
-use crate::config::Config;
+use crate::config::{Config, ConfigError, GuardConfig};
 use crate::domain::{Plan, Scopes, TenantId};
 use crate::error::ApiError;
 use crate::http::{Authorization, authorization_header, client_ip};
+use crate::keys::KeyRing;
 use crate::rate_limit::{RateLimitStatus, window};
 use crate::service::api_keys::{ApiKeyAuthenticator, Caller, Freshness, Identity, ScopeList};
 use crate::service::tokens::TokenIssuer;
-use crate::store::{CountOutcome, RateLimitStore, RateSubject, Stores, TenantStore};
+use crate::store;
+use crate::store::{ApiKeyStore, CountOutcome, RateLimitStore, RateSubject, SigningKeyStore, Stores, TenantStore};
 use crate::time::now_secs;
 
 /// Tenants whose plan an instance caches before the cache starts over.
@@ -126,6 +128,43 @@ impl Guard {
             counters: stores.rate_limits.clone(),
             plans: TtlCache::new(config.auth_cache_ttl, MAX_CACHED_PLANS),
             rate_limit_access_tokens: config.rate_limit_access_tokens,
+        }
+    }
+
+    /// The guard a team's own Lambda runs: from [`GuardConfig`] (no sealing
+    /// key; see there), connected to the deployment's table.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = GuardConfig::from_env()?;
+        let client = store::connect(&config.store).await;
+        Ok(Self::verify_only(&config, client))
+    }
+
+    /// A guard that verifies and counts but can issue nothing.
+    pub fn verify_only(config: &GuardConfig, client: aws_sdk_dynamodb::Client) -> Self {
+        let table = store::Table::new(client, config.store.table_name.as_str());
+        let keys = Arc::new(KeyRing::verify_only(SigningKeyStore::new(table.clone()), config.key_cache_ttl));
+        let issuer = TokenIssuer::verify_only(keys, &config.issuer, &config.audience, config.stage);
+        let authenticator = ApiKeyAuthenticator::verify_only(
+            ApiKeyStore::new(table.clone()),
+            config.key_check.clone(),
+            config.stage,
+            config.auth_cache_ttl,
+        );
+        Self {
+            issuer: Arc::new(issuer),
+            authenticator: Arc::new(authenticator),
+            tenants: TenantStore::new(table.clone()),
+            counters: RateLimitStore::new(table),
+            plans: TtlCache::new(config.auth_cache_ttl, MAX_CACHED_PLANS),
+            rate_limit_access_tokens: config.rate_limit_access_tokens,
+        }
+    }
+
+    /// Loads the public keys during cold start; a failure is only logged
+    /// (the first request retries).
+    pub async fn warm_up(&self) {
+        if let Err(err) = self.issuer.keys().current().await {
+            tracing::warn!(error = %crate::error::error_chain(&err), "public keys not loaded at cold start");
         }
     }
 

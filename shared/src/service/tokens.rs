@@ -104,6 +104,18 @@ impl TokenIssuer {
         }
     }
 
+    /// An issuer that only verifies (its key ring holds no private key).
+    pub fn verify_only(keys: Arc<KeyRing>, issuer: &str, audience: &str, stage: Stage) -> Self {
+        Self {
+            keys,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            stage,
+            access_ttl: Duration::ZERO,
+            verifier: AccessTokenVerifier::new(issuer, audience, stage.as_str()),
+        }
+    }
+
     pub fn stage(&self) -> Stage {
         self.stage
     }
