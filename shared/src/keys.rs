@@ -291,13 +291,14 @@ pub enum RetireOutcome {
 
 /// The key that signs at `now`: of the active, unretired keys that stay
 /// published long enough for what it signs now (`publish_after_last_use`),
-/// the one added last (so a key added with `--immediate` wins over an older
-/// pre-published one). A superseded key whose successor was force-retired
+/// one that no newer key has superseded (no `expires_at`) if there is one,
+/// else the one added last (a key added with `--immediate` wins over an
+/// older pre-published one). A superseded key whose successor was force-retired
 /// does not come back once its remaining publication is too short.
 fn signer(records: &[SigningKeyRecord], now: u64, publish_after_last_use: u64) -> Option<&SigningKeyRecord> {
     records
         .iter()
         .filter(|r| r.active_from <= now && r.retired_at.is_none())
         .filter(|r| r.expires_at.is_none_or(|at| at >= now + publish_after_last_use))
-        .max_by(|a, b| (a.created_at, a.active_from, &a.kid).cmp(&(b.created_at, b.active_from, &b.kid)))
+        .max_by_key(|r| (r.expires_at.is_none(), r.created_at, r.active_from, r.kid.clone()))
 }
