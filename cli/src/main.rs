@@ -430,7 +430,9 @@ async fn run(command: Command, json_output: bool) -> Result<(), CliError> {
         }
         Command::SealingKey(SealingKeyCommand::VerifierKey) => {
             let raw = std::env::var("LATCHKEY_SEALING_KEY")
-                .map_err(|_| CliError::Input("LATCHKEY_SEALING_KEY must be set".into()))?;
+                .ok()
+                .filter(|raw| !raw.trim().is_empty())
+                .ok_or_else(|| CliError::Input("LATCHKEY_SEALING_KEY must be set".into()))?;
             let sealing = latchkey::crypto::SealingKey::from_base64(&raw)
                 .map_err(|reason| CliError::Input(format!("LATCHKEY_SEALING_KEY is invalid: {reason}")))?;
             let key = latchkey::credentials::StoredSecretCheck::new(&sealing).to_base64();
@@ -644,8 +646,8 @@ async fn signing_key(command: SigningKeyCommand, json_output: bool) -> Result<()
             RetireOutcome::NotFound => return Err(CliError::Input(format!("no published signing key {kid}"))),
             RetireOutcome::OnlySigner => {
                 return Err(CliError::Conflict(format!(
-                    "signing key {kid} is the only key that can sign now: run `latchkey signing-key rotate` and \
-                     retire it once the new key signs, or pass --force"
+                    "signing key {kid} is the only key that can sign now: run `latchkey signing-key rotate` (the new \
+                     key replaces it, and it stays published until its tokens have expired), or pass --force"
                 )));
             }
         },

@@ -250,7 +250,9 @@ impl KeyRing {
     /// once (a leaked key: its tokens stop verifying as soon as each
     /// instance's key cache expires). Refused when it is the only key that
     /// can sign, unless `force`: the next token then creates a new key that
-    /// verifiers with a cached JWKS do not know yet.
+    /// verifiers with a cached JWKS do not know yet. To replace a key
+    /// without that, rotate: [`KeyRing::add_key`] retires its predecessors
+    /// on schedule.
     pub async fn retire(&self, kid: &str, immediately: bool, force: bool) -> Result<RetireOutcome, ApiError> {
         let now = now_secs();
         let records = self.store.list(now).await?;

@@ -484,6 +484,18 @@ pub fn event_json(path: &str, method: &str, headers: &[(&str, &str)], body: &str
     event.to_string()
 }
 
+/// If the UTC hour turns within `margin` seconds, waits for it to turn, so
+/// that a test's counted requests all land in one rate-limit window. Returns
+/// that window.
+pub async fn settled_window(margin: u64) -> (u64, u64) {
+    let now = latchkey::time::now_secs();
+    let (_, end) = latchkey::rate_limit::window(now);
+    if end - now < margin {
+        tokio::time::sleep(Duration::from_secs(end - now + 1)).await;
+    }
+    latchkey::rate_limit::window(latchkey::time::now_secs())
+}
+
 /// A response, with the body read once.
 #[derive(Debug)]
 pub struct TestResponse {

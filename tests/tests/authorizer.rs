@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use authorizer::{AuthorizerContext, AuthorizerResponse};
 use latchkey::domain::{ApiKeyId, Plan, RateLimitOverride, Stage, TenantId};
 use latchkey::jwt::{AccessClaims, SigningAlgorithm, SigningKey, generate_key_pair};
-use latchkey::rate_limit::window;
 use latchkey::store::RateSubject;
 use latchkey::time::now_secs;
-use latchkey_tests::{Options, SCOPES, TENANT, TestApp, TestKey, authorizer_event};
+use latchkey_tests::{Options, SCOPES, TENANT, TestApp, TestKey, authorizer_event, settled_window};
 use secrecy::ExposeSecret as _;
 
 const ROUTE: &str = "GET /orders";
@@ -45,18 +44,6 @@ fn assert_denied(response: &AuthorizerResponse, why: &str) {
 
 fn rate_limit(context: &AuthorizerContext) -> (Option<u32>, Option<u32>, Option<u64>) {
     (context.ratelimit_limit, context.ratelimit_remaining, context.ratelimit_reset)
-}
-
-/// If the UTC hour turns within `margin` seconds, waits for it to turn, so
-/// that a test's counted requests all land in one rate-limit window. Returns
-/// that window.
-async fn settled_window(margin: u64) -> (u64, u64) {
-    let now = now_secs();
-    let (_, end) = window(now);
-    if end - now < margin {
-        tokio::time::sleep(Duration::from_secs(end - now + 1)).await;
-    }
-    window(now_secs())
 }
 
 /// `claims` signed as the deployment signs: its current key and kid.

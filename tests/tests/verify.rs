@@ -2,14 +2,14 @@
 //! Valid and refused credentials, request errors, and the per-plan and
 //! per-key rate limits, against DynamoDB Local through the keys function.
 
-use std::time::Duration;
-
 use lambda_http::http::StatusCode;
 use latchkey::domain::{ApiKeyId, Plan, RateLimitOverride, TenantId};
 use latchkey::rate_limit::{WINDOW_SECS, window};
 use latchkey::store::RateSubject;
 use latchkey::time::now_secs;
-use latchkey_tests::{CLIENT_IP, Options, SCOPES, TENANT, TestApp, TestKey, TestResponse, futures_join_all, request};
+use latchkey_tests::{
+    CLIENT_IP, Options, SCOPES, TENANT, TestApp, TestKey, TestResponse, futures_join_all, request, settled_window,
+};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
@@ -86,18 +86,6 @@ fn assert_refused(response: &TestResponse, code: &str) {
     assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()), "{}", response.body);
     assert_eq!(body.as_object().map(serde_json::Map::len), Some(3), "valid, error, error_description only");
     assert_no_rate_headers(response);
-}
-
-/// If the UTC hour turns within `margin` seconds, waits for it to turn, so
-/// that a test's counted requests all land in one rate-limit window. Returns
-/// that window.
-async fn settled_window(margin: u64) -> (u64, u64) {
-    let now = now_secs();
-    let (_, end) = window(now);
-    if end - now < margin {
-        tokio::time::sleep(Duration::from_secs(end - now + 1)).await;
-    }
-    window(now_secs())
 }
 
 fn uncached() -> Options {

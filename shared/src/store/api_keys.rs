@@ -228,28 +228,17 @@ impl ApiKeyStore {
                 .build()
                 .map_err(|e| build_failed(OP, e))
         };
-        let result = self
-            .table
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update(main_key(id))?).build())
-            .transact_items(TransactWriteItem::builder().update(update(index_key(tenant, id))?).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(RevokeApiKeyOutcome::Revoked(now_secs)),
-            Err(err) if failed_conditions(&err).contains(&true) => {
-                // Missing, another tenant's, or already revoked: read to tell which.
-                Ok(match self.get(id, now_secs).await? {
-                    Some(record) if record.tenant_id == *tenant => match record.revoked_at {
-                        Some(at) => RevokeApiKeyOutcome::AlreadyRevoked(at),
-                        None => RevokeApiKeyOutcome::NotFound,
-                    },
-                    _ => RevokeApiKeyOutcome::NotFound,
-                })
-            }
-            Err(err) => Err(unavailable(OP, err)),
+        if self.update_both(tenant, id, update).await? {
+            return Ok(RevokeApiKeyOutcome::Revoked(now_secs));
         }
+        // Missing, another tenant's, or already revoked: read to tell which.
+        Ok(match self.get(id, now_secs).await? {
+            Some(record) if record.tenant_id == *tenant => match record.revoked_at {
+                Some(at) => RevokeApiKeyOutcome::AlreadyRevoked(at),
+                None => RevokeApiKeyOutcome::NotFound,
+            },
+            _ => RevokeApiKeyOutcome::NotFound,
+        })
     }
 
     /// Sets (or with `None` removes) the key's own rate limit on both items;
@@ -276,6 +265,18 @@ impl ApiKeyStore {
             .build()
             .map_err(|e| build_failed(OP, e))
         };
+        self.update_both(tenant, id, update).await
+    }
+
+    /// Applies `update` to both of the key's items (main and listing) in one
+    /// transaction; `Ok(false)` when a condition failed and nothing changed.
+    async fn update_both(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        update: impl Fn(Item) -> Result<Update, StoreError>,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "TransactWriteItems";
         let result = self
             .table
             .client

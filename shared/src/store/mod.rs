@@ -49,7 +49,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -228,6 +228,28 @@ where
             Ok(false)
         }
         Err(err) => Err(unavailable("UpdateItem", err)),
+    }
+}
+
+/// A conditional UpdateItem that asks for values back (`ReturnValues` on
+/// success, `ReturnValuesOnConditionCheckFailure = ALL_OLD` on failure):
+/// `Ok(Ok(attributes))` when it applied, `Ok(Err(the item as it stood))`
+/// when the condition failed (`None`: there was no item).
+pub(crate) fn update_returning<R>(
+    result: Result<UpdateItemOutput, SdkError<UpdateItemError, R>>,
+    aggregate: &'static str,
+) -> Result<Result<Item, Option<Item>>, StoreError>
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(output) => {
+            output.attributes.map(Ok).ok_or_else(|| StoreError::corrupt(aggregate, "UpdateItem returned no attributes"))
+        }
+        Err(err) => match err.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(failed)) => Ok(Err(failed.item().cloned())),
+            _ => Err(unavailable("UpdateItem", err)),
+        },
     }
 }
 

@@ -4,10 +4,9 @@
 //! let more than the limit through; a refused request writes nothing and
 //! reads the count back from the failed condition in the same round trip.
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{Item, ItemReader, Table, key, n, unavailable};
+use super::{Item, ItemReader, Table, key, n, update_returning};
 use crate::domain::{ApiKeyId, TenantId};
 use crate::error::StoreError;
 
@@ -77,24 +76,11 @@ impl RateLimitStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(output) => {
-                let item = output
-                    .attributes()
-                    .ok_or_else(|| StoreError::corrupt("RATELIMIT", "UpdateItem returned no attributes"))?;
-                Ok(CountOutcome::Counted { count: ItemReader::new(item).number("count")? })
-            }
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    let count = match failed.item() {
-                        Some(item) => ItemReader::new(item).number("count")?,
-                        None => u64::from(limit),
-                    };
-                    Ok(CountOutcome::OverLimit { count })
-                }
-                _ => Err(unavailable("UpdateItem", err)),
-            },
-        }
+        Ok(match update_returning(result, "RATELIMIT")? {
+            Ok(item) => CountOutcome::Counted { count: ItemReader::new(&item).number("count")? },
+            Err(Some(item)) => CountOutcome::OverLimit { count: ItemReader::new(&item).number("count")? },
+            Err(None) => CountOutcome::OverLimit { count: u64::from(limit) },
+        })
     }
 
     /// The count in a window (0 when none), for tests and the CLI.

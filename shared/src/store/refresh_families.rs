@@ -6,10 +6,9 @@
 //! the item as it is (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), so the
 //! service can tell reuse from a grace-window retry without a second read.
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 
-use super::{Item, ItemReader, Table, applied, key, n, s, unavailable};
+use super::{Item, ItemReader, Table, applied, key, n, s, unavailable, update_returning};
 use crate::domain::{Principal, Stage};
 use crate::error::StoreError;
 use crate::refresh_token::FamilyId;
@@ -148,20 +147,10 @@ impl RefreshFamilyStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(output) => {
-                let item = output
-                    .attributes()
-                    .ok_or_else(|| StoreError::corrupt("REFRESH", "UpdateItem returned no attributes"))?;
-                Ok(RotateOutcome::Rotated(parse_family(family, item)?))
-            }
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(RotateOutcome::Rejected(failed.item().map(|item| parse_family(family, item)).transpose()?))
-                }
-                _ => Err(unavailable("UpdateItem", err)),
-            },
-        }
+        Ok(match update_returning(result, "REFRESH")? {
+            Ok(item) => RotateOutcome::Rotated(parse_family(family, &item)?),
+            Err(old) => RotateOutcome::Rejected(old.as_ref().map(|item| parse_family(family, item)).transpose()?),
+        })
     }
 
     /// Revokes the family; `Ok(false)` if it does not exist or was already
