@@ -4,6 +4,8 @@
 #   - starts DynamoDB Local on a free port, stops it on exit
 #   - builds once, then runs `cargo test --workspace` (the end-to-end test
 #     drives the functions over HTTP through `cargo lambda watch`)
+#   - checks the SAM template: tests/infra (pytest), cfn-lint and
+#     `sam validate --lint` (scripts/infra-check.sh), all offline
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,5 +24,10 @@ cargo test --workspace --no-run
 log="$(mktemp)"
 ephemeral_cleanup='rm -f "$log"'
 cargo test --workspace "$@" 2>&1 | tee "$log"
-# One closing line for the whole run (cargo prints one per test binary).
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "summary: %d passed, %d failed\n", passed, failed }' "$log"
+python -m pytest -q -p no:cacheprovider tests/infra 2>&1 | tee -a "$log"
+bash scripts/infra-check.sh
+# One closing line for the whole run (cargo prints one per test binary,
+# pytest one `N passed[, M failed]` line).
+awk '/^test result:/ { passed += $4; failed += $6 }
+     /^[0-9]+ (passed|failed)/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) passed += $i; if ($(i+1) ~ /^failed/) failed += $i } }
+     END { printf "summary: %d passed, %d failed\n", passed, failed }' "$log"

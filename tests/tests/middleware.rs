@@ -259,3 +259,38 @@ async fn a_verify_only_key_ring_never_signs() {
     let err = latchkey::config::GuardConfig::from(&missing).expect_err("no key at all");
     assert_eq!(err.to_string(), "LATCHKEY_VERIFIER_KEY must be set");
 }
+
+/// A request API Gateway hands over after an authorizer admitted it: the
+/// caller is in `requestContext.authorizer`.
+fn admitted_request(authorizer: serde_json::Value) -> lambda_http::Request {
+    let mut event: serde_json::Value =
+        serde_json::from_str(&latchkey_tests::event_json("/lambda/orders", "GET", &[], "", CLIENT_IP))
+            .expect("event JSON");
+    event["requestContext"]["authorizer"] = authorizer;
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway event")
+}
+
+#[tokio::test]
+async fn a_request_an_authorizer_admitted_is_not_decided_or_counted_again() {
+    let app = TestApp::spawn().await;
+    let guard = app.latchkey.guard();
+    let lambda = json!({"lambda": {
+        "sub": "key_1", "tid": TENANT, "scope": "orders:read", "env": "test", "credential": "api_key",
+        "ratelimit_limit": 100, "ratelimit_remaining": 41, "ratelimit_reset": 1_795_003_200_u64,
+    }});
+    let response = TestResponse::from(protected_api::handle(&guard, admitted_request(lambda)).await);
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(response.json()["caller"], json!({"sub": "key_1", "tid": TENANT}));
+    assert_eq!(rate_limit(&response), [Some("100"), Some("41"), Some("1795003200")], "the authorizer's numbers");
+    let jwt = json!({"jwt": {"claims": {"sub": "usr_1", "tid": TENANT, "scope": "orders:read"}, "scopes": null}});
+    let response = TestResponse::from(protected_api::handle(&guard, admitted_request(jwt)).await);
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(response.json()["caller"], json!({"sub": "usr_1", "tid": TENANT}));
+    assert_eq!(rate_limit(&response), [None, None, None]);
+    assert!(app.calls.take().is_empty(), "no second decision, no count");
+
+    // Without an authorizer's context the middleware decides: no credentials, 401.
+    let bare = admitted_request(json!(null));
+    TestResponse::from(protected_api::handle(&guard, bare).await)
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
+}

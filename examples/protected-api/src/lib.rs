@@ -5,12 +5,21 @@
 //!
 //! - `GET /orders` (scope `orders:read`): the orders and who asked.
 //! - `POST /orders` (scope `orders:write`): echoes the JSON object sent, 201.
+//!
+//! Behind an API Gateway authorizer (the built-in JWT authorizer, or
+//! Latchkey's Lambda authorizer; the stack's `/jwt/orders` and
+//! `/lambda/orders` routes) the request arrives already decided, with the
+//! caller in the request context: the handler takes it from there instead
+//! of deciding again, which would count one request twice against the rate
+//! limit. The route's scopes are then the authorizer's to enforce.
 
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt as _, Response};
 use latchkey::domain::Scopes;
 use latchkey::error::{ApiError, NO_SUCH_ENDPOINT};
 use latchkey::http::{json_response, path_is, read_json, respond};
+use latchkey::rate_limit::RateLimitStatus;
 use latchkey::service::Guard;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -62,21 +71,55 @@ async fn route(guard: &Guard, req: &Request) -> Result<Response<Body>, ApiError>
     if !reading && req.method() != Method::POST {
         return Err(ApiError::MethodNotAllowed { allow: "GET, POST" });
     }
-    let scope = if reading { READ_SCOPE } else { WRITE_SCOPE };
-    let required = Scopes::parse(scope).map_err(|err| ApiError::Internal(err.into()))?;
-    // Decided before the body is read: a caller not admitted hears only the
-    // guard's answer, and an admitted one's malformed body still counts.
-    let admission = guard.authorize(req, &required).await?;
-    let identity = admission.identity();
-    let caller = Caller { sub: identity.sub, tid: identity.tid };
+    let (caller, rate_limit) = if let Some(admitted) = admitted_upstream(req) {
+        admitted
+    } else {
+        let scope = if reading { READ_SCOPE } else { WRITE_SCOPE };
+        let required = Scopes::parse(scope).map_err(|err| ApiError::Internal(err.into()))?;
+        // Decided before the body is read: a caller not admitted hears only
+        // the guard's answer, and an admitted one's malformed body still
+        // counts.
+        let admission = guard.authorize(req, &required).await?;
+        let identity = admission.identity();
+        (Caller { sub: identity.sub, tid: identity.tid }, admission.rate_limit)
+    };
     let mut response = if reading {
         json_response(StatusCode::OK, &OrderList { orders: sample_orders(), caller })
     } else {
         let order = read_json(req, MAX_BODY_BYTES)?;
         json_response(StatusCode::CREATED, &CreatedOrder { order, caller })
     };
-    admission.write_headers(response.headers_mut());
+    if let Some(status) = rate_limit {
+        status.write_headers(response.headers_mut());
+    }
     Ok(response)
+}
+
+/// The caller an API Gateway authorizer admitted, from the request context
+/// API Gateway wrote (a client cannot set it): the JWT authorizer's verified
+/// claims, or the Lambda authorizer's context with its rate-limit numbers.
+fn admitted_upstream(req: &Request) -> Option<(Caller, Option<RateLimitStatus>)> {
+    let RequestContext::ApiGatewayV2(context) = req.request_context_ref()? else {
+        return None;
+    };
+    let authorizer = context.authorizer.as_ref()?;
+    if let Some(jwt) = &authorizer.jwt {
+        let caller = Caller { sub: jwt.claims.get("sub")?.clone(), tid: jwt.claims.get("tid")?.clone() };
+        return Some((caller, None));
+    }
+    let fields = &authorizer.fields;
+    let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
+    let number = |name: &str| fields.get(name).and_then(Value::as_u64);
+    let caller = Caller { sub: text("sub")?, tid: text("tid")? };
+    let rate_limit = match (number("ratelimit_limit"), number("ratelimit_remaining"), number("ratelimit_reset")) {
+        (Some(limit), Some(remaining), Some(reset)) => Some(RateLimitStatus {
+            limit: u32::try_from(limit).ok()?,
+            remaining: u32::try_from(remaining).ok()?,
+            reset,
+        }),
+        _ => None,
+    };
+    Some((caller, rate_limit))
 }
 
 /// Stands in for the team's own storage.
