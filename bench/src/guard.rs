@@ -24,13 +24,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
-use latchkey::domain::RateLimitOverride;
+use latchkey::domain::{ApiKeyId, RateLimitOverride};
 use latchkey::jwt::AccessTokenVerifier;
 use latchkey::keys::KeySet;
 use latchkey::rate_limit::window;
-use latchkey::store::Item;
+use latchkey::store::{Item, RateSubject};
 use latchkey_tests::{CLIENT_IP, TENANT, TestApp, TestKey, authorizer_event};
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
@@ -154,7 +154,7 @@ pub struct Decisions<'a> {
     /// is checked against.
     authorizer_key_id: String,
     /// The floor's counter: another key id, as long as a key's.
-    floor_key_id: String,
+    floor_key_id: ApiKeyId,
     verifier: AccessTokenVerifier,
     public_keys: Arc<KeySet>,
 }
@@ -181,7 +181,7 @@ impl<'a> Decisions<'a> {
             verify_api_key: Probe::verify(VERIFY_API_KEY, Presented::ApiKey, &key_body),
             access_token,
             authorizer_key_id: authorizer_key.id,
-            floor_key_id: latchkey::crypto::random_id(),
+            floor_key_id: ApiKeyId::generate(),
             verifier: app.latchkey.issuer.verifier(),
             public_keys,
         };
@@ -271,30 +271,15 @@ impl<'a> Decisions<'a> {
         Ok(elapsed)
     }
 
-    /// Floor of an API-key decision: the store's counting UpdateItem alone,
-    /// on the floor's own counter item.
+    /// Floor of an API-key decision: the store's counting UpdateItem alone
+    /// (the very request `RateLimitStore::count` sends), on the floor's own
+    /// counter item.
     pub async fn floor_count(&self) -> Result<Duration, String> {
         let (start, end) = window(latchkey::time::now_secs());
-        let n = |value: u64| AttributeValue::N(value.to_string());
+        let subject = RateSubject::ApiKey(self.floor_key_id.clone());
         let started = Instant::now();
-        self.app
-            .table
-            .client()
-            .update_item()
-            .table_name(self.app.table.name())
-            .key("pk", AttributeValue::S(format!("{KEY_COUNTER_PREFIX}{}", self.floor_key_id)))
-            .key("sk", AttributeValue::S(format!("WINDOW#{start}")))
-            .update_expression("SET expires_at = :expires ADD #count :one")
-            .condition_expression("attribute_not_exists(#count) OR #count < :limit")
-            .expression_attribute_names("#count", "count")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(u64::from(LIMIT)))
-            .expression_attribute_values(":expires", n(end))
-            .return_values(ReturnValue::UpdatedNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await
-            .map_err(|e| format!("floor UpdateItem: {e}"))?;
+        let request = self.app.latchkey.stores.rate_limits.count_request(&subject, start, end, LIMIT);
+        request.send().await.map_err(|e| format!("floor UpdateItem: {e}"))?;
         Ok(started.elapsed())
     }
 
@@ -342,7 +327,8 @@ impl<'a> Decisions<'a> {
                 .counter(&self.authorizer_key_id, start)
                 .await?
                 .ok_or(format!("an API-key decision left no counter item under {KEY_COUNTER_PREFIX}<key id>"))?;
-            let floor = self.counter(&self.floor_key_id, start).await?.ok_or("the floor left no counter item")?;
+            let floor =
+                self.counter(self.floor_key_id.as_str(), start).await?.ok_or("the floor left no counter item")?;
             let (key, floor) = (shape(&key), shape(&floor));
             if key != floor {
                 return Err(format!(

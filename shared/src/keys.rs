@@ -117,6 +117,15 @@ impl KeyRing {
         self
     }
 
+    /// Loads the key set during cold start, where Lambda gives the function a
+    /// full CPU, instead of on the first request. A failure is only logged:
+    /// the first request retries and answers 503 if it must.
+    pub async fn warm_up(&self) {
+        if let Err(err) = self.current().await {
+            tracing::warn!(error = %crate::error::error_chain(&err), "signing keys not loaded at cold start");
+        }
+    }
+
     /// The algorithm new keys get by default.
     pub fn algorithm(&self) -> SigningAlgorithm {
         self.algorithm

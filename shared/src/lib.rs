@@ -62,13 +62,9 @@ impl Latchkey {
         Ok(Self::new(config, client))
     }
 
-    /// Loads the signing keys during cold start, where Lambda gives the
-    /// function a full CPU, instead of on the first request. A failure is
-    /// only logged: the first request retries and answers 503 if it must.
+    /// Loads the signing keys during cold start (see [`keys::KeyRing::warm_up`]).
     pub async fn warm_up(&self) {
-        if let Err(err) = self.issuer.keys().current().await {
-            tracing::warn!(error = %error::error_chain(&err), "signing keys not loaded at cold start");
-        }
+        self.issuer.keys().warm_up().await;
     }
 
     pub fn login_service(&self) -> service::LoginService {

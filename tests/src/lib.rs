@@ -241,20 +241,10 @@ impl TestApp {
         self.keys_request(request("/v1/verify", "POST", &all, body, CLIENT_IP)).await
     }
 
-    /// Sets the seeded (or another) tenant's plan straight in the table.
+    /// Sets the seeded (or another) tenant's plan (as `latchkey tenant set-plan` does).
     pub async fn set_plan(&self, tenant: &str, plan: Plan) {
-        self.table
-            .client()
-            .update_item()
-            .table_name(self.table.name())
-            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("TENANT#{tenant}")))
-            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("PROFILE".into()))
-            .update_expression("SET #plan = :plan")
-            .expression_attribute_names("#plan", "plan")
-            .expression_attribute_values(":plan", aws_sdk_dynamodb::types::AttributeValue::S(plan.as_str().into()))
-            .send()
-            .await
-            .expect("plan set");
+        let tenant = TenantId::parse(tenant).expect("valid tenant");
+        assert!(self.latchkey.stores.tenants.set_plan(&tenant, plan).await.expect("plan set"), "no tenant {tenant}");
         self.calls.take();
     }
 
@@ -272,6 +262,13 @@ impl TestApp {
         let created = self.keys.add(new, latchkey::time::now_secs()).await.expect("key insert").expect("tenant exists");
         self.calls.take();
         created
+    }
+
+    /// Adds an API key and returns it as its holder sends it: its id and the
+    /// whole key string.
+    pub async fn add_held_key(&self, key: TestKey) -> (String, String) {
+        let created = self.add_api_key(key).await;
+        (created.view.id, secrecy::ExposeSecret::expose_secret(&created.key).to_owned())
     }
 
     pub async fn webhook_request(&self, request: Request) -> TestResponse {
@@ -482,6 +479,11 @@ pub fn event_json(path: &str, method: &str, headers: &[(&str, &str)], body: &str
         }
     }
     event.to_string()
+}
+
+/// An `Authorization` header value for `token`.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
 }
 
 /// If the UTC hour turns within `margin` seconds, waits for it to turn, so

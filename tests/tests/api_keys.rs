@@ -2,13 +2,9 @@
 //! Local, with tokens from the real login.
 
 use lambda_http::http::StatusCode;
-use latchkey_tests::{CLIENT_IP, TENANT, TestApp, TestKey, get, request};
+use latchkey_tests::{CLIENT_IP, TENANT, TestApp, TestKey, bearer, get, request};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
 
 async fn create(app: &TestApp, token: &str, body: &Value) -> latchkey_tests::TestResponse {
     let auth = bearer(token);

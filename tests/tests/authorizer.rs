@@ -9,14 +9,9 @@ use latchkey::domain::{ApiKeyId, Plan, RateLimitOverride, Stage, TenantId};
 use latchkey::jwt::{AccessClaims, SigningAlgorithm, SigningKey, generate_key_pair};
 use latchkey::store::RateSubject;
 use latchkey::time::now_secs;
-use latchkey_tests::{Options, SCOPES, TENANT, TestApp, TestKey, authorizer_event, settled_window};
-use secrecy::ExposeSecret as _;
+use latchkey_tests::{Options, SCOPES, TENANT, TestApp, TestKey, authorizer_event, bearer, settled_window};
 
 const ROUTE: &str = "GET /orders";
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
 
 /// A fresh login's access token, with the keys warmed and the calls so far
 /// taken.
@@ -25,12 +20,6 @@ async fn access_token(app: &TestApp) -> String {
     app.latchkey.warm_up().await;
     app.calls.take();
     token
-}
-
-/// An API key as its holder sends it.
-async fn add_key(app: &TestApp, spec: TestKey) -> (String, String) {
-    let created = app.add_api_key(spec).await;
-    (created.view.id, created.key.expose_secret().to_owned())
 }
 
 async fn authorize_key(app: &TestApp, route: &str, key: &str, tenant: &str) -> AuthorizerResponse {
@@ -95,7 +84,7 @@ async fn a_login_token_is_allowed_with_its_identity_and_no_dynamodb_call() {
 #[tokio::test]
 async fn an_api_key_is_allowed_counted_and_its_record_cached() {
     let app = TestApp::spawn().await;
-    let (id, key) = add_key(&app, TestKey::default()).await;
+    let (id, key) = app.add_held_key(TestKey::default()).await;
     let (_, end) = settled_window(10).await;
     let first = authorize_key(&app, ROUTE, &key, TENANT).await;
     assert!(first.is_authorized, "{first:?}");
@@ -150,7 +139,7 @@ async fn expired_foreign_audience_and_unknown_key_tokens_are_denied() {
 async fn malformed_missing_and_mixed_credentials_are_denied() {
     let app = TestApp::spawn().await;
     let token = access_token(&app).await;
-    let (_, key) = add_key(&app, TestKey::default()).await;
+    let (_, key) = app.add_held_key(TestKey::default()).await;
     let auth = bearer(&token);
     let refresh = app.login_ok().await["refresh_token"].as_str().expect("refresh_token").to_owned();
     let refresh_auth = bearer(&refresh);
@@ -187,7 +176,7 @@ async fn a_revoked_key_is_denied_once_its_cached_record_expires() {
     let app =
         TestApp::spawn_with(Options { env: vec![("LATCHKEY_AUTH_CACHE_SECONDS", "2".into())], ..Options::default() })
             .await;
-    let (id, key) = add_key(&app, TestKey::default()).await;
+    let (id, key) = app.add_held_key(TestKey::default()).await;
     assert!(authorize_key(&app, ROUTE, &key, TENANT).await.is_authorized);
     let tenant = TenantId::parse(TENANT).expect("valid");
     app.keys.revoke_in_tenant(&tenant, &id).await.expect("revoked");
@@ -201,7 +190,7 @@ async fn a_revoked_key_is_denied_once_its_cached_record_expires() {
     let uncached =
         TestApp::spawn_with(Options { env: vec![("LATCHKEY_AUTH_CACHE_SECONDS", "0".into())], ..Options::default() })
             .await;
-    let (id, key) = add_key(&uncached, TestKey::default()).await;
+    let (id, key) = uncached.add_held_key(TestKey::default()).await;
     assert!(authorize_key(&uncached, ROUTE, &key, TENANT).await.is_authorized);
     uncached.keys.revoke_in_tenant(&tenant, &id).await.expect("revoked");
     assert_denied(&authorize_key(&uncached, ROUTE, &key, TENANT).await, "revoked, no cache");
@@ -210,19 +199,19 @@ async fn a_revoked_key_is_denied_once_its_cached_record_expires() {
 #[tokio::test]
 async fn expired_and_other_environment_keys_are_denied() {
     let app = TestApp::spawn().await;
-    let (_, expired) = add_key(&app, TestKey { valid_until: Some(now_secs() - 1), ..TestKey::default() }).await;
+    let (_, expired) = app.add_held_key(TestKey { valid_until: Some(now_secs() - 1), ..TestKey::default() }).await;
     assert_denied(&authorize_key(&app, ROUTE, &expired, TENANT).await, "an expired key");
-    let (_, live) = add_key(&app, TestKey { env: Stage::Live, ..TestKey::default() }).await;
+    let (_, live) = app.add_held_key(TestKey { env: Stage::Live, ..TestKey::default() }).await;
     assert!(live.starts_with("sk_live_"));
     assert_denied(&authorize_key(&app, ROUTE, &live, TENANT).await, "a live key on a test deployment");
-    let (_, valid) = add_key(&app, TestKey { valid_until: Some(now_secs() + 60), ..TestKey::default() }).await;
+    let (_, valid) = app.add_held_key(TestKey { valid_until: Some(now_secs() + 60), ..TestKey::default() }).await;
     assert!(authorize_key(&app, ROUTE, &valid, TENANT).await.is_authorized, "a key not yet expired");
 }
 
 #[tokio::test]
 async fn the_ip_allow_list_is_checked_against_the_source_address() {
     let app = TestApp::spawn().await;
-    let (_, key) = add_key(&app, TestKey { allowed_ips: vec!["198.51.100.0/24"], ..TestKey::default() }).await;
+    let (_, key) = app.add_held_key(TestKey { allowed_ips: vec!["198.51.100.0/24"], ..TestKey::default() }).await;
     let headers = [("x-api-key", key.as_str()), ("x-tenant-id", TENANT)];
     // `authorize` sends from CLIENT_IP, 203.0.113.10.
     assert_denied(&app.authorize(ROUTE, &headers).await, "outside the allow list");
@@ -236,7 +225,7 @@ async fn the_ip_allow_list_is_checked_against_the_source_address() {
 async fn a_key_over_its_limit_is_denied_and_not_counted() {
     let app = TestApp::spawn().await;
     let (id, key) =
-        add_key(&app, TestKey { rate_limit: Some(RateLimitOverride::PerHour(3)), ..TestKey::default() }).await;
+        app.add_held_key(TestKey { rate_limit: Some(RateLimitOverride::PerHour(3)), ..TestKey::default() }).await;
     let (start, end) = settled_window(15).await;
     for remaining in [2, 1, 0] {
         let response = authorize_key(&app, ROUTE, &key, TENANT).await;
@@ -256,7 +245,7 @@ async fn a_key_over_its_limit_is_denied_and_not_counted() {
 async fn a_free_tenant_over_its_plan_is_denied() {
     let app = TestApp::spawn().await;
     app.add_tenant("other").await;
-    let (_, key) = add_key(&app, TestKey { tenant: "other", ..TestKey::default() }).await;
+    let (_, key) = app.add_held_key(TestKey { tenant: "other", ..TestKey::default() }).await;
     let (start, _) = settled_window(30).await;
     for _ in 0..100 {
         assert!(authorize_key(&app, ROUTE, &key, "other").await.is_authorized);
@@ -275,8 +264,8 @@ async fn route_scopes_are_required_only_where_configured() {
     .await;
     let token = access_token(&app).await;
     let auth = bearer(&token);
-    let (_, reader) = add_key(&app, TestKey { scopes: "orders:read", ..TestKey::default() }).await;
-    let (_, writer) = add_key(&app, TestKey::default()).await;
+    let (_, reader) = app.add_held_key(TestKey { scopes: "orders:read", ..TestKey::default() }).await;
+    let (_, writer) = app.add_held_key(TestKey::default()).await;
     let (_, end) = settled_window(10).await;
 
     assert_denied(&authorize_key(&app, "POST /orders", &reader, TENANT).await, "a key without orders:write");
@@ -294,7 +283,7 @@ async fn route_scopes_are_required_only_where_configured() {
 async fn an_enterprise_tenant_is_never_counted() {
     let app = TestApp::spawn().await;
     app.set_plan(TENANT, Plan::Enterprise).await;
-    let (_, key) = add_key(&app, TestKey::default()).await;
+    let (_, key) = app.add_held_key(TestKey::default()).await;
     for _ in 0..3 {
         let response = authorize_key(&app, ROUTE, &key, TENANT).await;
         assert!(response.is_authorized, "{response:?}");
@@ -312,7 +301,7 @@ async fn metered_access_tokens_count_on_the_tenant() {
     .await;
     let token = access_token(&app).await;
     let auth = bearer(&token);
-    let (_, key) = add_key(&app, TestKey::default()).await;
+    let (_, key) = app.add_held_key(TestKey::default()).await;
     let (start, end) = settled_window(10).await;
     let first = app.authorize(ROUTE, &[("authorization", auth.as_str())]).await;
     assert!(first.is_authorized, "{first:?}");
@@ -332,7 +321,7 @@ async fn metered_access_tokens_count_on_the_tenant() {
 #[tokio::test]
 async fn dynamodb_unreachable_denies_promptly() {
     let app = TestApp::spawn().await;
-    let (_, key) = add_key(&app, TestKey::default()).await;
+    let (_, key) = app.add_held_key(TestKey::default()).await;
     let token = app.login_ok().await["access_token"].as_str().expect("access_token").to_owned();
     // Default retries and timeouts: the SDK's operation timeout (3 s) bounds
     // a decision, well inside API Gateway's 10 s wait for an authorizer.

@@ -8,27 +8,17 @@ use latchkey::rate_limit::{WINDOW_SECS, window};
 use latchkey::store::RateSubject;
 use latchkey::time::now_secs;
 use latchkey_tests::{
-    CLIENT_IP, Options, SCOPES, TENANT, TestApp, TestKey, TestResponse, futures_join_all, request, settled_window,
+    CLIENT_IP, Options, SCOPES, TENANT, TestApp, TestKey, TestResponse, bearer, futures_join_all, request,
+    settled_window,
 };
-use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
 type Headers<'a> = &'a [(&'a str, &'a str)];
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
 
 async fn access_token(app: &TestApp) -> (Value, String) {
     let login = app.login_ok().await;
     let token = login["access_token"].as_str().expect("access_token").to_owned();
     (login, token)
-}
-
-/// An API key as its holder sends it: its id and the whole key string.
-async fn add_key(app: &TestApp, spec: TestKey) -> (String, String) {
-    let created = app.add_api_key(spec).await;
-    (created.view.id, created.key.expose_secret().to_owned())
 }
 
 /// POST /v1/verify with the key in `X-API-Key` + `X-Tenant-ID`, no body.
@@ -116,7 +106,7 @@ async fn a_valid_token_is_described_and_not_counted() {
 #[tokio::test]
 async fn a_valid_key_reports_its_rate_limit_in_the_body_and_the_headers() {
     let app = TestApp::spawn().await;
-    let (id, key) = add_key(&app, TestKey::default()).await;
+    let (id, key) = app.add_held_key(TestKey::default()).await;
     let (_, end) = settled_window(10).await;
     let by_headers = assert_valid(&verify_key(&app, &key, TENANT).await);
     assert_eq!(by_headers["sub"], id.as_str());
@@ -136,7 +126,7 @@ async fn a_valid_key_reports_its_rate_limit_in_the_body_and_the_headers() {
 #[tokio::test]
 async fn a_required_scope_is_checked_and_a_refusal_is_not_counted() {
     let app = TestApp::spawn().await;
-    let (_, key) = add_key(&app, TestKey::default()).await;
+    let (_, key) = app.add_held_key(TestKey::default()).await;
     let (_, token) = access_token(&app).await;
     let (_, end) = settled_window(10).await;
     let with_key = |scope: Value| json!({"api_key": key, "tenant_id": TENANT, "scope": scope}).to_string();
@@ -164,7 +154,7 @@ async fn a_required_scope_is_checked_and_a_refusal_is_not_counted() {
 #[tokio::test]
 async fn the_ip_field_is_what_the_allow_list_checks() {
     let app = TestApp::spawn().await;
-    let (_, key) = add_key(&app, TestKey { allowed_ips: vec!["198.51.100.0/24"], ..TestKey::default() }).await;
+    let (_, key) = app.add_held_key(TestKey { allowed_ips: vec!["198.51.100.0/24"], ..TestKey::default() }).await;
     let with_ip = |ip: &str| json!({"api_key": key, "tenant_id": TENANT, "ip": ip}).to_string();
     // Without `ip`, the address of the verify request itself (CLIENT_IP).
     assert_refused(&verify_key(&app, &key, TENANT).await, "ip_not_allowed");
@@ -184,11 +174,11 @@ async fn the_ip_field_is_what_the_allow_list_checks() {
 async fn refused_credentials_are_valid_false_with_their_error_code() {
     let app = TestApp::spawn_with(uncached()).await;
     app.add_tenant("other").await;
-    let (_, key) = add_key(&app, TestKey::default()).await;
-    let (revoked_id, revoked) = add_key(&app, TestKey::default()).await;
+    let (_, key) = app.add_held_key(TestKey::default()).await;
+    let (revoked_id, revoked) = app.add_held_key(TestKey::default()).await;
     let tenant = TenantId::parse(TENANT).expect("valid");
     app.keys.revoke_in_tenant(&tenant, &revoked_id).await.expect("revoked");
-    let (_, expired) = add_key(&app, TestKey { valid_until: Some(now_secs() - 1), ..TestKey::default() }).await;
+    let (_, expired) = app.add_held_key(TestKey { valid_until: Some(now_secs() - 1), ..TestKey::default() }).await;
     let (login, _) = access_token(&app).await;
     let refresh = login["refresh_token"].as_str().expect("refresh_token");
     let forged = format!("{}{}", &key[..key.len() - 4], "aaaa");
@@ -217,7 +207,7 @@ async fn refused_credentials_are_valid_false_with_their_error_code() {
 #[tokio::test]
 async fn ambiguous_or_malformed_requests_are_400s() {
     let app = TestApp::spawn().await;
-    let (_, key) = add_key(&app, TestKey::default()).await;
+    let (_, key) = app.add_held_key(TestKey::default()).await;
     let (_, token) = access_token(&app).await;
     let auth = bearer(&token);
     let key_headers = [("x-api-key", key.as_str()), ("x-tenant-id", TENANT)];
@@ -274,7 +264,7 @@ struct Exhausted {
 /// turned during the run, splitting the requests over two windows.
 async fn exhaust_the_free_plan(app: &TestApp, tenant: &'static str) -> Option<Exhausted> {
     app.add_tenant(tenant).await;
-    let (_, key) = add_key(app, TestKey { tenant, ..TestKey::default() }).await;
+    let (_, key) = app.add_held_key(TestKey { tenant, ..TestKey::default() }).await;
     let opened = window(now_secs());
     let mut allowed = Vec::with_capacity(100);
     for _ in 0..100 {
@@ -326,7 +316,7 @@ async fn a_free_tenant_gets_100_requests_an_hour_then_429_until_the_hour_turns()
 async fn fifty_concurrent_requests_at_the_edge_let_exactly_the_limit_through() {
     let app = TestApp::spawn().await;
     let (id, key) =
-        add_key(&app, TestKey { rate_limit: Some(RateLimitOverride::PerHour(20)), ..TestKey::default() }).await;
+        app.add_held_key(TestKey { rate_limit: Some(RateLimitOverride::PerHour(20)), ..TestKey::default() }).await;
     let (start, end) = settled_window(60).await;
     let headers = [("x-api-key", key.as_str()), ("x-tenant-id", TENANT)];
     let responses = futures_join_all((0..50).map(|_| app.post_verify(&headers, ""))).await;
@@ -355,8 +345,8 @@ async fn fifty_concurrent_requests_at_the_edge_let_exactly_the_limit_through() {
 async fn a_key_override_has_its_own_counter_and_can_be_removed() {
     let app = TestApp::spawn_with(uncached()).await;
     let (own_id, own) =
-        add_key(&app, TestKey { rate_limit: Some(RateLimitOverride::PerHour(5)), ..TestKey::default() }).await;
-    let (plain_id, plain) = add_key(&app, TestKey::default()).await;
+        app.add_held_key(TestKey { rate_limit: Some(RateLimitOverride::PerHour(5)), ..TestKey::default() }).await;
+    let (plain_id, plain) = app.add_held_key(TestKey::default()).await;
     let (start, end) = settled_window(15).await;
     let limit = |limit: u32, remaining: u32| json!({"limit": limit, "remaining": remaining, "reset": end});
 
@@ -401,7 +391,7 @@ async fn enterprise_and_metered_tokens() {
 
     app.add_tenant("big").await;
     app.set_plan("big", Plan::Enterprise).await;
-    let (_, key) = add_key(&app, TestKey { tenant: "big", ..TestKey::default() }).await;
+    let (_, key) = app.add_held_key(TestKey { tenant: "big", ..TestKey::default() }).await;
     let unlimited = assert_valid(&verify_key(&app, &key, "big").await);
     assert_eq!(unlimited["ratelimit"], Value::Null, "enterprise is unlimited");
     assert!(!app.calls.take().contains(&"UpdateItem".to_owned()), "nothing counted");
@@ -410,7 +400,7 @@ async fn enterprise_and_metered_tokens() {
 #[tokio::test]
 async fn dynamodb_unreachable_is_503_with_retry_after() {
     let app = TestApp::spawn().await;
-    let (_, key) = add_key(&app, TestKey::default()).await;
+    let (_, key) = app.add_held_key(TestKey::default()).await;
     let (_, token) = access_token(&app).await;
     let down = TestApp::spawn_with(Options {
         endpoint: Some("http://127.0.0.1:9".into()),

@@ -70,11 +70,12 @@ impl Authorizer {
     /// Decides one request. Never fails: anything wrong is a deny.
     pub async fn handle(&self, event: &ApiGatewayV2CustomAuthorizerV2Request) -> AuthorizerResponse {
         let route = event.route_key.as_deref().unwrap_or("$default");
-        let required = self.route_scopes.get(route).cloned().unwrap_or_default();
+        let none = Scopes::default();
+        let required = self.route_scopes.get(route).unwrap_or(&none);
         let client_ip = event.request_context.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
         let request_id = event.request_context.request_id.as_deref();
         let decision = match Credential::from_headers(&event.headers) {
-            Ok(credential) => self.guard.check(&credential, client_ip, &required).await,
+            Ok(credential) => self.guard.check(&credential, client_ip, required).await,
             Err(err) => Err(err),
         };
         match decision {

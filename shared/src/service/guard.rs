@@ -14,6 +14,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lambda_http::Request;
 use lambda_http::http::HeaderMap;
@@ -30,7 +31,7 @@ use crate::rate_limit::{RateLimitStatus, window};
 use crate::service::api_keys::{ApiKeyAuthenticator, Caller, Freshness, Identity, ScopeList};
 use crate::service::tokens::TokenIssuer;
 use crate::store;
-use crate::store::{ApiKeyStore, CountOutcome, RateLimitStore, RateSubject, SigningKeyStore, Stores, TenantStore};
+use crate::store::{CountOutcome, RateLimitStore, RateSubject, Stores, TenantStore};
 use crate::time::now_secs;
 
 /// Tenants whose plan an instance caches before the cache starts over.
@@ -121,13 +122,23 @@ impl Guard {
         issuer: Arc<TokenIssuer>,
         authenticator: Arc<ApiKeyAuthenticator>,
     ) -> Self {
+        Self::assemble(stores, issuer, authenticator, config.auth_cache_ttl, config.rate_limit_access_tokens)
+    }
+
+    fn assemble(
+        stores: &Stores,
+        issuer: Arc<TokenIssuer>,
+        authenticator: Arc<ApiKeyAuthenticator>,
+        cache_ttl: Duration,
+        rate_limit_access_tokens: bool,
+    ) -> Self {
         Self {
             issuer,
             authenticator,
             tenants: stores.tenants.clone(),
             counters: stores.rate_limits.clone(),
-            plans: TtlCache::new(config.auth_cache_ttl, MAX_CACHED_PLANS),
-            rate_limit_access_tokens: config.rate_limit_access_tokens,
+            plans: TtlCache::new(cache_ttl, MAX_CACHED_PLANS),
+            rate_limit_access_tokens,
         }
     }
 
@@ -141,31 +152,27 @@ impl Guard {
 
     /// A guard that verifies and counts but can issue nothing.
     pub fn verify_only(config: &GuardConfig, client: aws_sdk_dynamodb::Client) -> Self {
-        let table = store::Table::new(client, config.store.table_name.as_str());
-        let keys = Arc::new(KeyRing::verify_only(SigningKeyStore::new(table.clone()), config.key_cache_ttl));
+        let stores = Stores::new(&store::Table::new(client, config.store.table_name.as_str()));
+        let keys = Arc::new(KeyRing::verify_only(stores.signing_keys.clone(), config.key_cache_ttl));
         let issuer = TokenIssuer::verify_only(keys, &config.issuer, &config.audience, config.stage);
         let authenticator = ApiKeyAuthenticator::verify_only(
-            ApiKeyStore::new(table.clone()),
+            stores.api_keys.clone(),
             config.key_check.clone(),
             config.stage,
             config.auth_cache_ttl,
         );
-        Self {
-            issuer: Arc::new(issuer),
-            authenticator: Arc::new(authenticator),
-            tenants: TenantStore::new(table.clone()),
-            counters: RateLimitStore::new(table),
-            plans: TtlCache::new(config.auth_cache_ttl, MAX_CACHED_PLANS),
-            rate_limit_access_tokens: config.rate_limit_access_tokens,
-        }
+        Self::assemble(
+            &stores,
+            Arc::new(issuer),
+            Arc::new(authenticator),
+            config.auth_cache_ttl,
+            config.rate_limit_access_tokens,
+        )
     }
 
-    /// Loads the public keys during cold start; a failure is only logged
-    /// (the first request retries).
+    /// Loads the public keys during cold start (see [`KeyRing::warm_up`]).
     pub async fn warm_up(&self) {
-        if let Err(err) = self.issuer.keys().current().await {
-            tracing::warn!(error = %crate::error::error_chain(&err), "public keys not loaded at cold start");
-        }
+        self.issuer.keys().warm_up().await;
     }
 
     /// The middleware: decides a request to a team's own Rust Lambda from
@@ -236,7 +243,7 @@ impl Guard {
                 let remaining = u64::from(limit).saturating_sub(count);
                 Ok(RateLimitStatus { limit, remaining: u32::try_from(remaining).unwrap_or(0), reset: end })
             }
-            CountOutcome::OverLimit { .. } => {
+            CountOutcome::OverLimit => {
                 Err(ApiError::QuotaExceeded(RateLimitStatus { limit, remaining: 0, reset: end }))
             }
         }

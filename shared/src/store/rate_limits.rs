@@ -1,10 +1,10 @@
 //! Rate-limit counters: one item per counted subject and fixed hourly
 //! window. Counting is one conditional UpdateItem that adds 1 unless the
 //! count has reached the limit, so concurrent requests at the edge can never
-//! let more than the limit through; a refused request writes nothing and
-//! reads the count back from the failed condition in the same round trip.
+//! let more than the limit through; a refused request writes nothing.
 
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::ReturnValue;
 
 use super::{Item, ItemReader, Table, key, n, update_returning};
 use crate::domain::{ApiKeyId, TenantId};
@@ -33,8 +33,8 @@ impl RateSubject {
 pub enum CountOutcome {
     /// Counted; `count` includes this request.
     Counted { count: u64 },
-    /// The window already holds `count` ≥ limit requests; nothing written.
-    OverLimit { count: u64 },
+    /// The window already holds the limit; nothing written.
+    OverLimit,
 }
 
 fn counter_key(subject: &RateSubject, window_start: u64) -> Item {
@@ -60,8 +60,24 @@ impl RateLimitStore {
         window_end: u64,
         limit: u32,
     ) -> Result<CountOutcome, StoreError> {
-        let result = self
-            .table
+        let result = self.count_request(subject, window_start, window_end, limit).send().await;
+        Ok(match update_returning(result, "RATELIMIT")? {
+            Ok(item) => CountOutcome::Counted { count: ItemReader::new(&item).number("count")? },
+            Err(_) => CountOutcome::OverLimit,
+        })
+    }
+
+    /// The conditional UpdateItem [`count`](Self::count) sends: `ADD` 1
+    /// unless the count has reached `limit`, returning the new count. Public
+    /// so the benchmark can send the very same request as its floor.
+    pub fn count_request(
+        &self,
+        subject: &RateSubject,
+        window_start: u64,
+        window_end: u64,
+        limit: u32,
+    ) -> UpdateItemFluentBuilder {
+        self.table
             .client
             .update_item()
             .table_name(self.table.name())
@@ -73,14 +89,6 @@ impl RateLimitStore {
             .expression_attribute_values(":limit", n(u64::from(limit)))
             .expression_attribute_values(":expires", n(window_end))
             .return_values(ReturnValue::UpdatedNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        Ok(match update_returning(result, "RATELIMIT")? {
-            Ok(item) => CountOutcome::Counted { count: ItemReader::new(&item).number("count")? },
-            Err(Some(item)) => CountOutcome::OverLimit { count: ItemReader::new(&item).number("count")? },
-            Err(None) => CountOutcome::OverLimit { count: u64::from(limit) },
-        })
     }
 
     /// The count in a window (0 when none), for tests and the CLI.
