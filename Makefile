@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs Latchkey locally, `make test` runs every test.
-.PHONY: dev test bench lint fmt tools infra-check sam-build deploy deploy-guided package
+.PHONY: dev test bench load fuzz lint fmt tools infra-check sam-build deploy deploy-guided package
 
 dev:
 	bash scripts/dev.sh
@@ -9,6 +9,18 @@ test:
 
 bench:
 	bash scripts/bench.sh
+
+# 60 s of mixed login/refresh/exchange/verify at 16 virtual users against the
+# release functions on loopback (LOAD_ARGS="--duration 10 --concurrency 4").
+load:
+	bash scripts/load.sh $(LOAD_ARGS)
+
+# cargo fuzz (libFuzzer + ASan on nightly; stable without ASan if no nightly) on
+# every target in fuzz/ for FUZZ_SECONDS each. `make test` runs the stable
+# proptest smoke run of the same targets (fuzz/targets/tests/smoke.rs).
+FUZZ_SECONDS ?= 60
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 lint:
 	cargo fmt --all -- --check

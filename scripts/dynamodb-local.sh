@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Run DynamoDB Local (in-memory, shared DB) in the background for local dev and tests.
+# Run DynamoDB Local (shared DB; in memory unless DYNAMODB_LOCAL_DB_PATH) in the background
+# for local dev and tests.
 #
 #   scripts/dynamodb-local.sh start  [port]   # default port 8000; no-op if already running+healthy
-#   scripts/dynamodb-local.sh stop   [port]   # kill it and wait for it to exit
+#   scripts/dynamodb-local.sh stop   [port]   # SIGTERM it and wait for it to exit
 #   scripts/dynamodb-local.sh status [port]   # exit 0 if running and answering ListTables
 #   scripts/dynamodb-local.sh restart [port]
+#   scripts/dynamodb-local.sh kill   [port]   # SIGKILL, no shutdown: a crash (fault tests)
+#   scripts/dynamodb-local.sh pause  [port]   # SIGSTOP: a hung server; `resume` (SIGCONT) or `kill` ends it
+#   scripts/dynamodb-local.sh resume [port]
 #
 # State: .tools/run/dynamodb-<port>.pid and .tools/run/dynamodb-<port>.log
 # Endpoint for clients: http://127.0.0.1:<port>
@@ -13,14 +17,17 @@
 # region are not checked. With -sharedDb every key/region sees the same tables.
 #
 # Env knobs: DYNAMODB_LOCAL_START_TIMEOUT (seconds, default 30),
-#            DYNAMODB_LOCAL_JAVA_OPTS (extra JVM flags, default none).
+#            DYNAMODB_LOCAL_JAVA_OPTS (extra JVM flags, default none),
+#            DYNAMODB_LOCAL_DB_PATH (a directory: keep the data there, `-dbPath <dir>`,
+#              instead of in memory, so it survives a stop, kill or restart; created if
+#              missing; default unset: in memory).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 RUN_DIR="$ROOT/.tools/run"
 
 usage() {
-    echo "usage: $0 {start|stop|status|restart} [port]   (default port 8000)" >&2
+    echo "usage: $0 {start|stop|status|restart|kill|pause|resume} [port]   (default port 8000)" >&2
     exit 2
 }
 
@@ -192,15 +199,24 @@ do_start() {
     # New session (setsid) so Ctrl-C / SIGHUP aimed at the caller's terminal or process
     # group does not take it down; the inner shell records its own pid and then execs
     # java, so the pid file holds the JVM's pid exactly.
-    local launcher=() java_opts=()
+    local launcher=() java_opts=() storage=(-inMemory)
     read -r -a java_opts <<<"${DYNAMODB_LOCAL_JAVA_OPTS:-}"
+    if [[ -n "${DYNAMODB_LOCAL_DB_PATH:-}" ]]; then
+        mkdir -p "$DYNAMODB_LOCAL_DB_PATH"
+        local db_path
+        db_path="$(cd "$DYNAMODB_LOCAL_DB_PATH" && pwd -P)"
+        storage=(-dbPath "$db_path")
+        log "data directory: $db_path"
+    fi
     command -v setsid >/dev/null 2>&1 && launcher=(setsid)
     # shellcheck disable=SC2016
-    "${launcher[@]}" nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
+    # It runs in $RUN_DIR, where it writes its dynamodb-local-metadata.json,
+    # not in the caller's directory (a test's is its crate's).
+    "${launcher[@]}" nohup bash -c 'echo $$ >"$1"; cd "$2"; shift 2; exec "$@"' _ "$PID_FILE" "$RUN_DIR" \
         java "${java_opts[@]}" \
         "-Djava.library.path=$dir/DynamoDBLocal_lib" \
         -jar "$dir/DynamoDBLocal.jar" \
-        -inMemory -sharedDb -port "$PORT" \
+        "${storage[@]}" -sharedDb -port "$PORT" \
         >>"$LOG_FILE" 2>&1 </dev/null &
 
     # Wait for the pid file (written by the launcher shell before exec).
@@ -236,6 +252,8 @@ do_start() {
 kill_and_wait() {
     local pid="$1" i
     kill -TERM "$pid" 2>/dev/null || true
+    # A paused process (`pause`) acts on SIGTERM only once continued.
+    kill -CONT "$pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
         pid_alive "$pid" || return 0
         sleep 0.1
@@ -263,10 +281,43 @@ do_stop() {
     log "stopped"
 }
 
+# SIGKILL: the JVM gets no chance to answer, flush or close anything.
+do_kill() {
+    local pid i
+    if ! pid="$(running_pid)"; then
+        rm -f "$PID_FILE"
+        log "not running on port $PORT"
+        return 0
+    fi
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        if ! pid_alive "$pid"; then
+            rm -f "$PID_FILE"
+            log "killed pid $pid (port $PORT)"
+            return 0
+        fi
+        sleep 0.05
+    done
+    log "ERROR: pid $pid survived SIGKILL"
+    return 1
+}
+
+# SIGSTOP/SIGCONT: the process keeps its port, and the kernel keeps accepting
+# connections and requests for it, but nothing answers while it is stopped.
+do_signal() {
+    local signal="$1" pid
+    pid="$(running_pid)" || { log "not running on port $PORT"; return 1; }
+    kill "-$signal" "$pid"
+    log "sent SIG$signal to pid $pid (port $PORT)"
+}
+
 case "$CMD" in
     start) do_start ;;
     stop) do_stop ;;
     status) do_status ;;
     restart) do_stop && do_start ;;
+    kill) do_kill ;;
+    pause) do_signal STOP ;;
+    resume) do_signal CONT ;;
     *) usage ;;
 esac

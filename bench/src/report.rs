@@ -53,7 +53,7 @@ impl CallCount {
 
 /// Milliseconds for the latency table: two decimals, three below 0.1 ms
 /// (a decision without DynamoDB takes tens of microseconds).
-fn ms_cell(value: f64) -> String {
+pub fn ms_cell(value: f64) -> String {
     if value < 0.1 { format!("{value:.3}") } else { format!("{value:.2}") }
 }
 
@@ -134,7 +134,7 @@ pub struct Report {
     pub targets: Vec<Target>,
 }
 
-fn machine() -> String {
+pub fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

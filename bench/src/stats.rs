@@ -68,6 +68,23 @@ pub fn process_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(total))
 }
 
+/// CPU time of process `pid` so far (user + system, exited threads
+/// included), from /proc/<pid>/stat, in its clock ticks: 10 ms each, as
+/// USER_HZ is 100 on Linux. `None` if the process is gone, or off Linux.
+pub fn process_cpu_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_ticks(&stat).map(|ticks| Duration::from_millis(ticks * 10))
+}
+
+/// utime + stime of a /proc/<pid>/stat line: fields 14 and 15, counted
+/// after the command name, which may hold spaces and parentheses.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +96,26 @@ mod tests {
         assert_eq!(percentile(&values, 99.0), Duration::from_millis(99));
         assert_eq!(percentile(&values[..1], 99.0), Duration::from_millis(1));
         assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn cpu_ticks_of_a_stat_line() {
+        let stat = "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 380 0 0 0 123 45 0 0 20 0 2 0 77 1000 250 18446744073709551615";
+        assert_eq!(cpu_ticks(stat), Some(168));
+        assert_eq!(cpu_ticks("4242 (x) S 1"), None);
+        // This process's own time moves (in 10 ms ticks) as it works.
+        let id = std::process::id();
+        let before = process_cpu_of(id).expect("Linux");
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while process_cpu_of(id).expect("Linux") == before {
+            for i in 0..1_000_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "the CPU time never moved");
+        }
+        std::hint::black_box(x);
+        assert_eq!(process_cpu_of(u32::MAX), None);
     }
 
     #[test]

@@ -117,7 +117,7 @@ fn bad_input_is_refused_with_a_clear_message() {
     let short =
         cli.run_with_stdin(&["user", "add", "--tenant", "acme", "--email", "a@b.co", "--password-stdin"], "short\n");
     assert_eq!(short.status.code(), Some(2));
-    assert!(stderr(&short).contains("at least 8"), "{}", stderr(&short));
+    assert!(stderr(&short).contains("at least 12"), "{}", stderr(&short));
 
     // No prompt possible and no --password-stdin: refused, never read from argv.
     let no_stdin = cli.run(&["user", "add", "--tenant", "acme", "--email", "a@b.co"]);

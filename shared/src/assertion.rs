@@ -129,7 +129,10 @@ impl fmt::Debug for AssertionVerifier {
 
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AssertionRejection> {
     let bytes = b64url_decode(part).ok_or(AssertionRejection::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| AssertionRejection::Malformed)
+    // The whole segment must be UTF-8 (RFC 7519 §7.2): `from_slice` checks
+    // only the strings it keeps and skips ignored members unchecked.
+    let text = std::str::from_utf8(&bytes).map_err(|_| AssertionRejection::Malformed)?;
+    serde_json::from_str(text).map_err(|_| AssertionRejection::Malformed)
 }
 
 impl AssertionVerifier {

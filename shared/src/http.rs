@@ -4,12 +4,14 @@
 //! Nothing here logs a header or a body: they carry passwords and tokens.
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt as _, Response};
+use lambda_http::lambda_runtime::{self, Diagnostic, LambdaEvent};
+use lambda_http::request::{LambdaRequest, RequestContext};
+use lambda_http::{Adapter, Body, IntoResponse, Request, RequestExt as _, Response, Service};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -82,6 +84,137 @@ pub fn error_response(err: &ApiError) -> HttpResponse {
         _ => {}
     }
     response
+}
+
+/// Runs a function's handler on the Lambda runtime: `lambda_http::run`, with
+/// each event first put through [`normalise_event`].
+pub async fn run<'a, R, S, E>(handler: S) -> Result<(), lambda_http::Error>
+where
+    S: Service<Request, Response = R, Error = E>,
+    S::Future: Send + 'a,
+    R: IntoResponse,
+    E: std::fmt::Debug + Into<Diagnostic>,
+{
+    lambda_runtime::run(Normalised(Adapter::from(handler))).await
+}
+
+/// `lambda_http`'s Lambda service, fed normalised events.
+struct Normalised<S>(S);
+
+impl<S: Service<LambdaEvent<LambdaRequest>>> Service<LambdaEvent<LambdaRequest>> for Normalised<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut event: LambdaEvent<LambdaRequest>) -> Self::Future {
+        normalise_event(&mut event.payload);
+        self.0.call(event)
+    }
+}
+
+/// The request a handler gets for an event, as [`run`] makes it.
+pub fn request_from_event(mut event: LambdaRequest) -> Request {
+    normalise_event(&mut event);
+    event.into()
+}
+
+/// Takes out of an API Gateway event what would make `lambda_http` (1.3)
+/// panic while it turns the event into a request, before any handler runs
+/// (with `panic = "abort"`, ending the instance): it unwraps the URL parse
+/// of `{X-Forwarded-Proto}://{Host or domainName}{rawPath}`, expects
+/// `http::Uri` to take that plus `?{rawQueryString}`, and expects a body
+/// flagged base64 to decode. API Gateway writes the scheme, host and base64
+/// itself, but not every byte of a client's query string, and `cargo lambda
+/// watch` passes everything through. Found by the `apigw_event` fuzz target.
+/// Latchkey reads only the path, query, headers and body, so:
+/// - an `X-Forwarded-Proto` other than http(s), and a `Host` or `domainName`
+///   that is not a plain host, are dropped (the URI then has no host);
+/// - a path gets its leading `/`;
+/// - query bytes outside RFC 3986's query characters are percent-encoded,
+///   which leaves the decoded parameters as they were;
+/// - a body flagged base64 that is not base64 is dropped.
+pub fn normalise_event(event: &mut LambdaRequest) {
+    use base64::Engine as _;
+    let LambdaRequest::ApiGatewayV2(event) = event else {
+        return;
+    };
+    let headers = &mut event.headers;
+    let text = |headers: &HeaderMap, name| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if text(headers, "x-forwarded-proto")
+        .is_some_and(|scheme| !scheme.eq_ignore_ascii_case("https") && !scheme.eq_ignore_ascii_case("http"))
+    {
+        headers.remove("x-forwarded-proto");
+    }
+    if text(headers, "host").is_some_and(|host| !is_plain_host(&host)) {
+        headers.remove(header::HOST);
+    }
+    if event.request_context.domain_name.as_deref().is_some_and(|host| !is_plain_host(host)) {
+        event.request_context.domain_name = None;
+    }
+    if let Some(path) = event.raw_path.as_mut().filter(|path| !path.is_empty() && !path.starts_with('/')) {
+        path.insert(0, '/');
+    }
+    if let Some(query) = event.raw_query_string.as_mut().filter(|query| !query.bytes().all(is_query_byte)) {
+        *query = query.bytes().fold(String::with_capacity(query.len() * 3), |mut out, byte| {
+            use std::fmt::Write as _;
+            if is_query_byte(byte) {
+                out.push(char::from(byte));
+            } else {
+                let _ = write!(out, "%{byte:02X}");
+            }
+            out
+        });
+    }
+    if event.is_base64_encoded
+        && event.body.as_deref().is_some_and(|body| base64::engine::general_purpose::STANDARD.decode(body).is_err())
+    {
+        event.body = None;
+    }
+}
+
+/// RFC 3986 `query` characters, and `%` (escapes are left as they are).
+fn is_query_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&byte)
+}
+
+/// A host that URL parsing takes as it is: an IPv4 address, an IPv6 one in
+/// brackets, or ASCII labels none of which is punycode (it would have to
+/// decode) and whose last is not a number (it would have to be IPv4), with
+/// an optional port.
+fn is_plain_host(text: &str) -> bool {
+    let (host, port) = if text.starts_with('[') {
+        match text.find(']') {
+            Some(end) => text.split_at(end + 1),
+            None => return false,
+        }
+    } else {
+        text.find(':').map_or((text, ""), |at| text.split_at(at))
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|digits| {
+            (1..=5).contains(&digits.len())
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<u32>().is_ok_and(|port| port <= 65535)
+        });
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+        v6.parse::<Ipv6Addr>().is_ok()
+    } else if host.parse::<Ipv4Addr>().is_ok() {
+        true
+    } else {
+        let labels: Vec<&str> = host.split('.').collect();
+        labels.iter().all(|label| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.get(..4).is_some_and(|start| start.eq_ignore_ascii_case("xn--"))
+        }) && labels.last().is_some_and(|last| {
+            !last.bytes().all(|b| b.is_ascii_digit()) && !last.get(..2).is_some_and(|s| s.eq_ignore_ascii_case("0x"))
+        })
+    };
+    port_ok && host_ok
 }
 
 /// Runs one request through `handler`, turns an error into its JSON answer
@@ -169,6 +302,11 @@ fn body_within_limit(req: &Request, max_bytes: usize) -> Result<&[u8], ApiError>
 }
 
 fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // A derived struct also deserializes from a JSON array of its fields in
+    // order (`["ada@example.com", "pw"]` would be a login); every body is an object.
+    if body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::InvalidRequest("invalid request body: expected a JSON object, found an array".into()));
+    }
     serde_json::from_slice(body).map_err(|err| {
         use serde_json::error::Category;
         ApiError::InvalidRequest(match err.classify() {
@@ -337,7 +475,8 @@ mod tests {
     fn bodies_are_bounded_and_decoded_into_400s() {
         let big = request("/x", Some(JSON), &format!(r#"{{"name":"{}"}}"#, "a".repeat(200)));
         assert_eq!(read_json::<Sample>(&big, 100).expect_err("too big").status_code(), StatusCode::PAYLOAD_TOO_LARGE);
-        for body in ["", "{", "[]", r#"{"name":1}"#, "{}"] {
+        // An array of the fields in order is not an object either.
+        for body in ["", "{", "[]", r#"{"name":1}"#, "{}", r#"["ada"]"#, r#" ["ada"]"#] {
             let err = read_json::<Sample>(&request("/x", Some(JSON), body), 100).expect_err("bad body");
             assert_eq!(err.status_code(), StatusCode::BAD_REQUEST, "{body:?}");
             assert_eq!(err.error_code(), "invalid_request");
@@ -396,6 +535,64 @@ mod tests {
         assert_eq!(path_param(&request("/v1/api-keys/", None, ""), "/v1/api-keys/"), None);
         assert_eq!(path_param(&request("/v1/api-keys/a/b", None, ""), "/v1/api-keys/"), None);
         assert_eq!(path_param(&request("/x/y/v1/api-keys/a", None, ""), "/v1/api-keys/"), None);
+    }
+
+    /// An API Gateway event (the fixture every test request starts from)
+    /// with `edit` applied.
+    fn event(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut event: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/apigw_v2_post.json")).expect("fixture");
+        edit(&mut event);
+        event.to_string()
+    }
+
+    #[test]
+    fn events_that_lambda_http_cannot_build_are_normalised_not_fatal() {
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit); 6] = [
+            ("host", |e| e["headers"]["host"] = "%bc.example.com".into()),
+            ("scheme", |e| e["headers"]["x-forwarded-proto"] = "ht tp".into()),
+            ("domain", |e| {
+                e["headers"].as_object_mut().expect("headers").remove("host");
+                e["requestContext"]["domainName"] = "%x".into();
+            }),
+            ("path", |e| e["rawPath"] = ":99999/v1/auth/login".into()),
+            ("query", |e| e["rawQueryString"] = "a=\"x y\"&b=%7B".into()),
+            ("base64", |e| {
+                e["body"] = "!!".into();
+                e["isBase64Encoded"] = true.into();
+            }),
+        ];
+        for (what, edit) in cases {
+            let json = event(edit);
+            // lambda_http alone panics on each of these…
+            let raw = std::panic::catch_unwind(|| lambda_http::request::from_str(&json).map(drop));
+            assert!(raw.is_err(), "{what}: lambda_http 1.3 no longer panics; normalise_event may go");
+            // …and the normalised event makes the request Latchkey reads.
+            let req = request_from_event(serde_json::from_str(&json).expect("an event"));
+            assert!(req.uri().path().ends_with("/v1/auth/login"), "{what}: {}", req.uri());
+            assert_eq!(req.method(), Method::POST, "{what}");
+        }
+        let quoted = request_from_event(
+            serde_json::from_str(&event(|e| e["rawQueryString"] = "a=\"x y\"&b=%7B".into())).expect("an event"),
+        );
+        assert_eq!((query_param(&quoted, "a"), query_param(&quoted, "b")), (Some("\"x y\""), Some("{")));
+        let plain = request_from_event(serde_json::from_str(&event(|_| ())).expect("an event"));
+        assert_eq!(plain.uri().to_string(), "https://abc123.execute-api.eu-west-1.amazonaws.com/v1/auth/login");
+        for (host, plain) in [
+            ("api.example.com", true),
+            ("127.0.0.1:9000", true),
+            ("[::1]:3000", true),
+            ("localhost", true),
+            ("1.2.3.4.5", false),
+            ("a.0x1", false),
+            ("a..b", false),
+            ("a.com:99999", false),
+            ("[::1", false),
+            ("", false),
+        ] {
+            assert_eq!(is_plain_host(host), plain, "{host}");
+        }
     }
 
     #[test]

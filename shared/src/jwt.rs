@@ -311,8 +311,15 @@ impl AccessTokenVerifier {
             return Err(TokenRejection::Malformed);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
-        if header.typ.as_deref().map(str::to_ascii_lowercase).as_deref() != Some(ACCESS_TOKEN_TYP) {
+        // RFC 9068 §4: `at+jwt`, or its long form `application/at+jwt`;
+        // media type names are case-blind (RFC 7515 §4.1.9).
+        let typ = header.typ.as_deref().map(str::to_ascii_lowercase);
+        let typ = typ.as_deref().map(|typ| typ.strip_prefix("application/").unwrap_or(typ));
+        if typ != Some(ACCESS_TOKEN_TYP) {
             return Err(TokenRejection::WrongType);
+        }
+        if names_critical_extensions(token) {
+            return Err(TokenRejection::Malformed);
         }
         header.kid.ok_or(TokenRejection::UnknownKey)
     }
@@ -352,6 +359,20 @@ impl AccessTokenVerifier {
         }
         Ok(claims)
     }
+}
+
+/// Whether the JOSE header has a `crit` member. Latchkey understands no
+/// extension, so RFC 7515 §4.1.11 has it refuse any token that names one
+/// (jsonwebtoken's `Header` does not read the member).
+fn names_critical_extensions(token: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Critical {
+        crit: Option<serde::de::IgnoredAny>,
+    }
+    let segment = token.split('.').next().unwrap_or_default();
+    crate::crypto::b64url_decode(segment)
+        .and_then(|json| serde_json::from_slice::<Critical>(&json).ok())
+        .is_none_or(|header| header.crit.is_some())
 }
 
 /// Reading a token without verifying it. Only for display (`latchkey token

@@ -563,3 +563,107 @@ pub async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator
     .await;
     outputs.into_iter().map(|o| o.expect("completed")).collect()
 }
+
+// Helpers of the hardening suite (tests/tests/races.rs and faults.rs).
+
+/// The Standard Webhooks headers a sender puts on `body` with dedupe id `id`,
+/// signed now with `secret`, plus `content-type`.
+pub fn standard_webhook_headers(
+    id: &str,
+    body: &str,
+    secret: &latchkey::webhook::WebhookSecret,
+) -> Vec<(String, String)> {
+    let webhook =
+        latchkey::webhook::OutboundWebhook { id, timestamp: latchkey::time::now_secs(), body: body.as_bytes() };
+    let mut headers: Vec<(String, String)> = webhook
+        .standard_headers(std::slice::from_ref(secret))
+        .expect("signs")
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    headers.push(("content-type".into(), "application/json".into()));
+    headers
+}
+
+/// A string attribute of a stored item; panics if it is missing or not a string.
+pub fn string_attribute<'a>(item: &'a latchkey::store::Item, name: &str) -> &'a str {
+    match item.get(name) {
+        Some(aws_sdk_dynamodb::types::AttributeValue::S(value)) => value,
+        other => panic!("`{name}` is not a string: {other:?}"),
+    }
+}
+
+/// A number attribute of a stored item, `None` when absent; panics if it is
+/// not an unsigned integer.
+pub fn number_attribute(item: &latchkey::store::Item, name: &str) -> Option<u64> {
+    match item.get(name) {
+        None => None,
+        Some(aws_sdk_dynamodb::types::AttributeValue::N(value)) => Some(value.parse().expect("an unsigned integer")),
+        other => panic!("`{name}` is not a number: {other:?}"),
+    }
+}
+
+impl TestApp {
+    /// A deployment like [`TestApp::spawn_with`] (own table, seeded tenant and
+    /// user) on the DynamoDB Local at `endpoint`, for tests that run their
+    /// own instance.
+    pub async fn spawn_at(endpoint: &str, options: Options) -> Self {
+        let app = Self::spawn_with(Options { endpoint: Some(endpoint.to_owned()), ..options }).await;
+        schema::create_table(&app.table).await.unwrap_or_else(|err| {
+            panic!("cannot create a table at {endpoint}: {}", latchkey::error::error_chain(&err))
+        });
+        seed(&app.latchkey).await;
+        app.calls.take();
+        app
+    }
+
+    /// POST /v1/webhooks/{source} with owned header pairs (as
+    /// [`standard_webhook_headers`] makes them).
+    pub async fn deliver_webhook(&self, source: &str, headers: &[(String, String)], body: &str) -> TestResponse {
+        let borrowed: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.post_webhook(source, &borrowed, body).await
+    }
+
+    /// The stored item of the refresh family `refresh_token` belongs to, read
+    /// directly (a consistent GetItem), attributes as stored.
+    pub async fn stored_family(&self, refresh_token: &str) -> Option<latchkey::store::Item> {
+        let claim = self.latchkey.refresh_codec.open(&refresh_token.to_owned().into()).expect("one of our tokens");
+        self.table
+            .client()
+            .get_item()
+            .table_name(self.table.name())
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("REFRESH#{}", claim.family.to_key_string())))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("FAMILY".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem")
+            .item
+    }
+
+    /// Every stored item whose `pk` starts with `prefix`: a consistent Scan,
+    /// all pages.
+    pub async fn stored_items(&self, prefix: &str) -> Vec<latchkey::store::Item> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .table
+                .client()
+                .scan()
+                .table_name(self.table.name())
+                .filter_expression("begins_with(pk, :prefix)")
+                .expression_attribute_values(":prefix", aws_sdk_dynamodb::types::AttributeValue::S(prefix.into()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("Scan");
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+                Some(key) => start = Some(key),
+                None => return items,
+            }
+        }
+    }
+}

@@ -6,5 +6,5 @@ async fn main() -> Result<(), Error> {
     latchkey::telemetry::init();
     let guard = Guard::from_env().await?;
     guard.warm_up().await;
-    lambda_http::run(service_fn(|req| async { Ok::<_, Error>(protected_api::handle(&guard, req).await) })).await
+    latchkey::http::run(service_fn(|req| async { Ok::<_, Error>(protected_api::handle(&guard, req).await) })).await
 }

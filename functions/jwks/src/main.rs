@@ -7,5 +7,5 @@ async fn main() -> Result<(), Error> {
     let latchkey = Latchkey::from_env().await?;
     latchkey.warm_up().await;
     let service = latchkey.discovery_service();
-    lambda_http::run(service_fn(|req| async { Ok::<_, Error>(jwks::handle(&service, req).await) })).await
+    latchkey::http::run(service_fn(|req| async { Ok::<_, Error>(jwks::handle(&service, req).await) })).await
 }

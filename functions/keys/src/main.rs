@@ -8,5 +8,5 @@ async fn main() -> Result<(), Error> {
     latchkey.warm_up().await;
     let service = latchkey.api_key_service();
     let max_body = latchkey.config.max_body_bytes;
-    lambda_http::run(service_fn(|req| async { Ok::<_, Error>(keys::handle(&service, max_body, req).await) })).await
+    latchkey::http::run(service_fn(|req| async { Ok::<_, Error>(keys::handle(&service, max_body, req).await) })).await
 }

@@ -26,8 +26,10 @@ async fn login(service: &LoginService, max_body_bytes: usize, req: &Request) -> 
     Ok(json_response(StatusCode::OK, &tokens))
 }
 
-/// `X-App-Id` and `X-App-Secret` come together or not at all.
-fn app_credentials(req: &Request) -> Result<Option<AppCredentials>, ApiError> {
+/// `X-App-Id` and `X-App-Secret` come together or not at all. Public for the
+/// fuzz targets.
+#[doc(hidden)]
+pub fn app_credentials(req: &Request) -> Result<Option<AppCredentials>, ApiError> {
     match (header_str(req, "x-app-id"), header_str(req, "x-app-secret")) {
         (None, None) => Ok(None),
         (Some(app_id), Some(secret)) => {

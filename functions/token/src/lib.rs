@@ -54,6 +54,15 @@ fn required<T>(value: Option<T>, name: &str) -> Result<T, ApiError> {
 }
 
 async fn token(service: &ExchangeService, max_body_bytes: usize, req: &Request) -> Result<HttpResponse, ApiError> {
+    let request = read_request(req, max_body_bytes)?;
+    let tokens = service.exchange(request).await?;
+    Ok(json_response(StatusCode::OK, &tokens))
+}
+
+/// The request as the exchange reads it: route, method, body and
+/// `Authorization` header into a grant. No I/O; public for the fuzz targets.
+#[doc(hidden)]
+pub fn read_request(req: &Request, max_body_bytes: usize) -> Result<ExchangeRequest, ApiError> {
     if !path_is(req, PATH) {
         return Err(ApiError::NotFound(latchkey::error::NO_SUCH_ENDPOINT));
     }
@@ -67,8 +76,7 @@ async fn token(service: &ExchangeService, max_body_bytes: usize, req: &Request) 
     };
     let scope = params.scope.clone();
     let grant = read_grant(params, header)?;
-    let tokens = service.exchange(ExchangeRequest { grant, scope, client_ip: client_ip(req) }).await?;
-    Ok(json_response(StatusCode::OK, &tokens))
+    Ok(ExchangeRequest { grant, scope, client_ip: client_ip(req) })
 }
 
 fn read_grant(params: TokenParams, header: Option<Authorization>) -> Result<Grant, ApiError> {

@@ -21,9 +21,19 @@ fn first_header<'a>(req: &'a Request, names: &[&str]) -> Option<&'a str> {
 }
 
 async fn receive(service: &WebhookService, req: &Request) -> Result<HttpResponse, ApiError> {
+    let delivery = read_delivery(req)?;
+    let receipt = service.receive(delivery, latchkey::time::now_secs()).await?;
+    Ok(json_response(StatusCode::OK, &receipt))
+}
+
+/// The delivery as the service reads it: source, signature headers of both
+/// schemes, kept headers and the exact body. No I/O; public for the fuzz
+/// targets.
+#[doc(hidden)]
+pub fn read_delivery(req: &Request) -> Result<Delivery<'_>, ApiError> {
     let source = path_param(req, WEBHOOK_PATH_PREFIX).ok_or(ApiError::NotFound(NO_SUCH_ENDPOINT))?;
     require_method(req, &Method::POST, "POST")?;
-    let delivery = Delivery {
+    Ok(Delivery {
         source,
         standard: StandardHeaders {
             id: first_header(req, &[header::WEBHOOK_ID, header::SVIX_ID]),
@@ -36,7 +46,5 @@ async fn receive(service: &WebhookService, req: &Request) -> Result<HttpResponse
         },
         headers: STORED_HEADERS.iter().filter_map(|name| Some((*name, header_str(req, name)?.to_owned()))).collect(),
         body: req.body().as_ref(),
-    };
-    let receipt = service.receive(delivery, latchkey::time::now_secs()).await?;
-    Ok(json_response(StatusCode::OK, &receipt))
+    })
 }

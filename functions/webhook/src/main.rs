@@ -6,5 +6,5 @@ async fn main() -> Result<(), Error> {
     latchkey::telemetry::init();
     let latchkey = Latchkey::from_env().await?;
     let service = latchkey.webhook_service();
-    lambda_http::run(service_fn(|req| async { Ok::<_, Error>(webhook::handle(&service, req).await) })).await
+    latchkey::http::run(service_fn(|req| async { Ok::<_, Error>(webhook::handle(&service, req).await) })).await
 }

@@ -24,6 +24,14 @@
 //! | signing key | `SIGNING_KEY` | `KID#<kid>` | `kid` S, `alg` S, `public_jwk` S (JSON), `private_key` B (sealed, AES-256-GCM, AAD = kid), `created_at` N, `active_from` N, `retired_at` N (optional: stopped signing), `expires_at` N (set when a successor is added or the key is retired: the last moment a token it signed can be valid) |
 //! | rate-limit counter | `RATELIMIT#tenant#<tenant_id>` or `RATELIMIT#key#<key_id>` | `WINDOW#<window start>` | `count` N, `expires_at` N (the window's end) |
 //!
+//! Items written by a single conditional PutItem (tenants, signing keys,
+//! used assertions, webhook events, refresh families started without a
+//! transaction) and refresh families once rotated also hold `write_id` S, a
+//! random id of the last such write: a write the SDK sent again after losing
+//! the answer to an applied attempt recognises itself by it (see
+//! [`WRITE_ID`]). Transactions need no such id: the SDK gives each one a
+//! `ClientRequestToken`, which makes DynamoDB apply a repeat only once.
+//!
 //! Throttle keys are keyed hashes so that neither an email someone merely
 //! tried (sometimes a mistyped password) nor a client IP is stored in clear.
 //! Refresh tokens are never stored: see [`crate::refresh_token`]. API-key
@@ -48,9 +56,10 @@ use std::sync::Arc;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
@@ -142,8 +151,13 @@ impl Table {
     }
 
     /// A PutItem under `condition` (which may use `:now`); `Ok(false)` when
-    /// the condition fails.
-    async fn put_unless(&self, item: Item, condition: &str, now_secs: Option<u64>) -> Result<bool, StoreError> {
+    /// the condition fails because of another write. The item carries a
+    /// fresh [`WRITE_ID`], so when the SDK re-sends the put after losing the
+    /// answer to an attempt that was applied, the condition failing on our
+    /// own item still counts as written.
+    async fn put_unless(&self, mut item: Item, condition: &str, now_secs: Option<u64>) -> Result<bool, StoreError> {
+        let write_id = crate::crypto::random_id();
+        item.insert(WRITE_ID.to_owned(), s(&write_id));
         let result = self
             .client
             .put_item()
@@ -151,18 +165,17 @@ impl Table {
             .set_item(Some(item))
             .condition_expression(condition)
             .set_expression_attribute_values(now_secs.map(|now| HashMap::from([(":now".to_owned(), n(now))])))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err)
-                if err.as_service_error().is_some_and(
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::is_conditional_check_failed_exception,
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(unavailable("PutItem", err)),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(failed.item().is_some_and(|old| written_by(old, &write_id)))
+                }
+                _ => Err(unavailable("PutItem", err)),
+            },
         }
     }
 
@@ -202,6 +215,19 @@ impl Table {
             .map_err(|e| build_failed("TransactWriteItems", e))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
+}
+
+/// The attribute a conditional write stores a random id of its own in. The
+/// SDK sends a write again when it lost the answer to an attempt (attempt
+/// timeout, dropped connection); if that attempt was applied, the repeat
+/// fails its condition on the very item it wrote, and only this id tells that
+/// from another request's write (DynamoDB hands the item back with the
+/// failure, so telling costs no read).
+pub(crate) const WRITE_ID: &str = "write_id";
+
+/// Whether `item` is the one written with `write_id`.
+pub(crate) fn written_by(item: &Item, write_id: &str) -> bool {
+    matches!(item.get(WRITE_ID), Some(AttributeValue::S(id)) if id == write_id)
 }
 
 /// Which steps of a cancelled transaction failed their condition (empty for

@@ -8,7 +8,7 @@
 
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 
-use super::{Item, ItemReader, Table, applied, key, n, s, unavailable, update_returning};
+use super::{Item, ItemReader, Table, WRITE_ID, applied, key, n, s, unavailable, update_returning, written_by};
 use crate::domain::{Principal, Stage};
 use crate::error::StoreError;
 use crate::refresh_token::FamilyId;
@@ -117,7 +117,9 @@ impl RefreshFamilyStore {
     }
 
     /// Moves the family from `presented` to `presented + 1` if `presented` is
-    /// current and the family is live. One UpdateItem either way.
+    /// current and the family is live. One UpdateItem either way. A rotation
+    /// the SDK re-sent after losing the answer to its applied first attempt
+    /// finds its own [`WRITE_ID`] and is still a rotation, not reuse.
     pub async fn rotate(
         &self,
         family: FamilyId,
@@ -126,18 +128,23 @@ impl RefreshFamilyStore {
         now_millis: u64,
         new_expires_at: u64,
     ) -> Result<RotateOutcome, StoreError> {
+        let write_id = crate::crypto::random_id();
         let result = self
             .table
             .client
             .update_item()
             .table_name(self.table.name())
             .set_key(Some(family_key(family)))
-            .update_expression("SET #generation = :next, rotated_at_ms = :now_ms, expires_at = :expires")
+            .update_expression(
+                "SET #generation = :next, rotated_at_ms = :now_ms, expires_at = :expires, #write_id = :write_id",
+            )
             .condition_expression(
                 "#generation = :presented AND attribute_not_exists(revoked_at) \
                  AND expires_at > :now AND absolute_expires_at > :now",
             )
             .expression_attribute_names("#generation", "generation")
+            .expression_attribute_names("#write_id", WRITE_ID)
+            .expression_attribute_values(":write_id", s(&write_id))
             .expression_attribute_values(":presented", n(presented))
             .expression_attribute_values(":next", n(presented.saturating_add(1)))
             .expression_attribute_values(":now", n(now_secs))
@@ -149,6 +156,11 @@ impl RefreshFamilyStore {
             .await;
         Ok(match update_returning(result, "REFRESH")? {
             Ok(item) => RotateOutcome::Rotated(parse_family(family, &item)?),
+            // Our own rotation, applied by an earlier attempt; unless the
+            // family has been revoked since, which the caller must hear.
+            Err(Some(item)) if written_by(&item, &write_id) && !item.contains_key("revoked_at") => {
+                RotateOutcome::Rotated(parse_family(family, &item)?)
+            }
             Err(old) => RotateOutcome::Rejected(old.as_ref().map(|item| parse_family(family, item)).transpose()?),
         })
     }
