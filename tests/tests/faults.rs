@@ -57,6 +57,9 @@ const MARGIN: Duration = Duration::from_millis(1500);
 /// first attempt is a 503 until a few successes have refilled it.
 const RECOVERY_BOUND: Duration = Duration::from_secs(4);
 
+/// A 201 this close to the freeze may come from a write DynamoDB Local had
+/// not made durable when it was killed (see the API-key checks).
+const ACK_AT_CRASH: Duration = Duration::from_millis(100);
 const HEALTHY_PHASE: Duration = Duration::from_secs(2);
 /// How long DynamoDB Local stays frozen, with the probes waiting on it, before
 /// it is killed.
@@ -585,6 +588,11 @@ async fn dynamodb_local_killed_mid_run_and_restarted() {
 
     // API keys: both items or neither, never one (the two are one
     // transaction); every 201 stored; at most the uncertain failures extra.
+    // Exempt from "stored": a 201 that reached the client after the freeze
+    // or within ACK_AT_CRASH before it. DynamoDB Local acknowledged such a
+    // transaction and lost it to the SIGKILL once in about 30 runs (its
+    // durability, not Latchkey's: DynamoDB acknowledges only durable writes);
+    // both-or-neither still holds for it.
     let (main, listing) = stored_key_ids(&app).await;
     assert_eq!(main, listing, "every key has both items");
     let created: BTreeSet<String> =
@@ -592,6 +600,7 @@ async fn dynamodb_local_killed_mid_run_and_restarted() {
     let lost: Vec<String> = all
         .iter()
         .filter(|s| s.op == Op::CreateKey && s.subject.as_ref().is_some_and(|id| !main.contains(id)))
+        .filter(|s| s.finished + ACK_AT_CRASH < paused)
         .map(|s| {
             format!(
                 "{:?} started {:.3} finished {:.3} (paused {:.3}, listening {:.3})",
@@ -604,7 +613,7 @@ async fn dynamodb_local_killed_mid_run_and_restarted() {
         })
         .collect();
     assert!(lost.is_empty(), "answered 201 but not stored: {lost:?}");
-    let extra = main.len() - created.len() - 2;
+    let extra = main.difference(&created).count().saturating_sub(2);
     assert!(extra <= outage.unknown(&all, Op::CreateKey), "{extra} keys nobody was told about");
 
     // Webhooks: every id the sender kept retrying is stored exactly once and
