@@ -18,8 +18,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use latchkey::domain::{TenantId, WebhookSourceName};
 use latchkey::service::WebhookService;
 use latchkey::service::webhooks::{DEFAULT_RETENTION_SECS, WEBHOOK_PATH_PREFIX};
-use latchkey::store::WebhookEvent;
 use latchkey::store::webhooks::event_item;
+use latchkey::store::{WRITE_ID, WebhookEvent};
 use latchkey::webhook::{OutboundWebhook, Scheme, WebhookSecret};
 use latchkey_tests::{TENANT, TestApp, event_json};
 use serde_json::Value;
@@ -213,7 +213,7 @@ impl<'a> Webhooks<'a> {
             ("webhook-timestamp", now.to_string()),
         ];
         let tenant_id = TenantId::parse(TENANT).map_err(|e| e.0)?;
-        Ok(event_item(&WebhookEvent {
+        let mut item = event_item(&WebhookEvent {
             source: &source_name(source)?,
             tenant_id: &tenant_id,
             scheme: Scheme::Standard,
@@ -223,7 +223,11 @@ impl<'a> Webhooks<'a> {
             headers: &headers,
             body: self.body.as_bytes(),
             expires_at: now + DEFAULT_RETENTION_SECS,
-        }))
+        });
+        // The store's conditional put adds the id that lets a re-sent write
+        // recognise itself.
+        item.insert(WRITE_ID.to_owned(), AttributeValue::S(latchkey::crypto::random_id()));
+        Ok(item)
     }
 
     async fn put(&self, item: Item, now: u64) -> Result<(), aws_sdk_dynamodb::error::SdkError<PutItemError>> {

@@ -318,24 +318,9 @@ impl TestApp {
             .item
     }
 
-    /// Every stored webhook event (a test table fits one Scan page).
+    /// Every stored webhook event.
     pub async fn stored_webhook_events(&self) -> Vec<latchkey::store::Item> {
-        let output = self
-            .table
-            .client()
-            .scan()
-            .table_name(self.table.name())
-            .filter_expression("begins_with(pk, :prefix)")
-            .expression_attribute_values(":prefix", aws_sdk_dynamodb::types::AttributeValue::S("WEBHOOK#".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("Scan");
-        assert!(
-            output.last_evaluated_key().is_none_or(std::collections::HashMap::is_empty),
-            "one page holds the table"
-        );
-        output.items.unwrap_or_default()
+        self.stored_items("WEBHOOK#").await
     }
 
     /// Registers an app in `tenant`; returns its id and secret.

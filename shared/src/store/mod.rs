@@ -223,7 +223,7 @@ impl Table {
 /// fails its condition on the very item it wrote, and only this id tells that
 /// from another request's write (DynamoDB hands the item back with the
 /// failure, so telling costs no read).
-pub(crate) const WRITE_ID: &str = "write_id";
+pub const WRITE_ID: &str = "write_id";
 
 /// Whether `item` is the one written with `write_id`.
 pub(crate) fn written_by(item: &Item, write_id: &str) -> bool {
