@@ -36,15 +36,11 @@ async fn route(service: &ApiKeyService, max_body_bytes: usize, req: &Request) ->
         } else {
             require_method(req, &Method::GET, "GET, POST")?;
             let caller = authenticate(service, req).await?;
-            let limit = query_param(req, "limit")
-                .map(|raw| raw.parse().map_err(|_| ApiError::InvalidRequest("limit must be a number".into())))
-                .transpose()?;
-            let keys = service.list(&caller, limit, query_param(req, "cursor")).await?;
+            let keys = service.list(&caller, read_list_limit(req)?, query_param(req, "cursor")).await?;
             Ok(json_response(StatusCode::OK, &keys))
         }
     } else if path_is(req, VERIFY_PATH) {
-        require_method(req, &Method::POST, "POST")?;
-        let request = if body_is_blank(req) { VerifyRequest::default() } else { read_json(req, max_body_bytes)? };
+        let request = read_verify_request(req, max_body_bytes)?;
         let verdict = service.guard().verify(request, req.headers(), client_ip(req)).await?;
         let mut response = json_response(StatusCode::OK, &verdict);
         if let Some(status) = verdict.rate_limit() {
@@ -59,6 +55,22 @@ async fn route(service: &ApiKeyService, max_body_bytes: usize, req: &Request) ->
     } else {
         Err(ApiError::NotFound(NO_SUCH_ENDPOINT))
     }
+}
+
+/// `GET /v1/api-keys`' page size. No I/O; public for the fuzz targets.
+#[doc(hidden)]
+pub fn read_list_limit(req: &Request) -> Result<Option<i32>, ApiError> {
+    query_param(req, "limit")
+        .map(|raw| raw.parse().map_err(|_| ApiError::InvalidRequest("limit must be a number".into())))
+        .transpose()
+}
+
+/// `POST /v1/verify`'s body (none: the credential is in the headers). No
+/// I/O; public for the fuzz targets.
+#[doc(hidden)]
+pub fn read_verify_request(req: &Request, max_body_bytes: usize) -> Result<VerifyRequest, ApiError> {
+    require_method(req, &Method::POST, "POST")?;
+    if body_is_blank(req) { Ok(VerifyRequest::default()) } else { read_json(req, max_body_bytes) }
 }
 
 /// A bearer access token, or `X-API-Key` with `X-Tenant-ID`; never both.

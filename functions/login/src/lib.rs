@@ -16,20 +16,25 @@ pub async fn handle(service: &LoginService, max_body_bytes: usize, req: Request)
 }
 
 async fn login(service: &LoginService, max_body_bytes: usize, req: &Request) -> Result<HttpResponse, ApiError> {
+    let (body, app) = read_request(req, max_body_bytes)?;
+    let tokens = service.login(body, app, client_ip(req)).await?;
+    Ok(json_response(StatusCode::OK, &tokens))
+}
+
+/// The request as the login reads it: route, method, body and app
+/// credentials. No I/O; public for the fuzz targets.
+#[doc(hidden)]
+pub fn read_request(req: &Request, max_body_bytes: usize) -> Result<(LoginRequest, Option<AppCredentials>), ApiError> {
     if !path_is(req, PATH) {
         return Err(ApiError::NotFound(latchkey::error::NO_SUCH_ENDPOINT));
     }
     require_method(req, &Method::POST, "POST")?;
     let body: LoginRequest = read_json(req, max_body_bytes)?;
-    let app = app_credentials(req)?;
-    let tokens = service.login(body, app, client_ip(req)).await?;
-    Ok(json_response(StatusCode::OK, &tokens))
+    Ok((body, app_credentials(req)?))
 }
 
-/// `X-App-Id` and `X-App-Secret` come together or not at all. Public for the
-/// fuzz targets.
-#[doc(hidden)]
-pub fn app_credentials(req: &Request) -> Result<Option<AppCredentials>, ApiError> {
+/// `X-App-Id` and `X-App-Secret` come together or not at all.
+fn app_credentials(req: &Request) -> Result<Option<AppCredentials>, ApiError> {
     match (header_str(req, "x-app-id"), header_str(req, "x-app-secret")) {
         (None, None) => Ok(None),
         (Some(app_id), Some(secret)) => {

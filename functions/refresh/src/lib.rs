@@ -17,17 +17,36 @@ pub async fn handle(service: &RefreshService, max_body_bytes: usize, req: Reques
 }
 
 async fn route(service: &RefreshService, max_body_bytes: usize, req: &Request) -> Result<HttpResponse, ApiError> {
+    match read_request(req, max_body_bytes)? {
+        SessionRequest::Refresh(body) => {
+            let tokens = service.refresh(body).await?;
+            Ok(json_response(StatusCode::OK, &tokens))
+        }
+        SessionRequest::Revoke(body) => {
+            service.revoke(body).await?;
+            Ok(json_response(StatusCode::OK, &serde_json::json!({})))
+        }
+    }
+}
+
+/// What a request to the refresh function asks for.
+#[derive(Debug)]
+pub enum SessionRequest {
+    Refresh(RefreshRequest),
+    Revoke(RevokeRequest),
+}
+
+/// The request as the function reads it: route, method and body. No I/O;
+/// public for the fuzz targets.
+#[doc(hidden)]
+pub fn read_request(req: &Request, max_body_bytes: usize) -> Result<SessionRequest, ApiError> {
     if path_is(req, REFRESH_PATH) {
         require_method(req, &Method::POST, "POST")?;
-        let body: RefreshRequest = read_json(req, max_body_bytes)?;
-        let tokens = service.refresh(body).await?;
-        Ok(json_response(StatusCode::OK, &tokens))
+        Ok(SessionRequest::Refresh(read_json(req, max_body_bytes)?))
     } else if path_is(req, REVOKE_PATH) {
         require_method(req, &Method::POST, "POST")?;
         // RFC 7009 clients send a form; JSON is accepted too.
-        let body: RevokeRequest = read_json_or_form(req, max_body_bytes)?;
-        service.revoke(body).await?;
-        Ok(json_response(StatusCode::OK, &serde_json::json!({})))
+        Ok(SessionRequest::Revoke(read_json_or_form(req, max_body_bytes)?))
     } else {
         Err(ApiError::NotFound(latchkey::error::NO_SUCH_ENDPOINT))
     }

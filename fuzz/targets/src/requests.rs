@@ -9,10 +9,10 @@ use lambda_http::request::LambdaRequest;
 use lambda_http::{Request, RequestExt as _};
 use latchkey::domain::{Email, Label, Password, parse_allow_list};
 use latchkey::error::{ApiError, NO_SUCH_ENDPOINT};
-use latchkey::http::{body_is_blank, path_is, path_param, query_param, read_json, read_json_or_form, require_method};
+use latchkey::http::{path_is, path_param, read_json, require_method};
 use latchkey::service::api_keys::CreateApiKeyRequest;
 use latchkey::service::webhooks::WEBHOOK_PATH_PREFIX;
-use latchkey::service::{Credential, Grant, LoginRequest, RefreshRequest, RevokeRequest, VerifyRequest};
+use latchkey::service::{Credential, Grant};
 use secrecy::ExposeSecret as _;
 
 use crate::fixture::MAX_BODY_BYTES;
@@ -34,26 +34,21 @@ fn check_credential(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 fn login(req: &Request) -> Result<(), ApiError> {
-    require_method(req, &Method::POST, "POST")?;
-    let body: LoginRequest = read_json(req, MAX_BODY_BYTES)?;
+    let (body, _app) = login::read_request(req, MAX_BODY_BYTES)?;
     // Decoding normalised the email once and for all.
     assert_eq!(Email::parse(body.email.as_str()).as_ref(), Ok(&body.email), "email not normalised");
     assert!(Password::parse(body.password.expose().to_owned()).is_ok(), "an invalid password decoded");
-    login::app_credentials(req)?;
     Ok(())
 }
 
+/// The refresh function's own reading (refresh and revoke), then the
+/// token's MAC check.
 fn refresh(req: &Request) -> Result<(), ApiError> {
-    require_method(req, &Method::POST, "POST")?;
-    let body: RefreshRequest = read_json(req, MAX_BODY_BYTES)?;
-    open_refresh_token(body.refresh_token.expose_secret());
-    Ok(())
-}
-
-fn revoke(req: &Request) -> Result<(), ApiError> {
-    require_method(req, &Method::POST, "POST")?;
-    let body: RevokeRequest = read_json_or_form(req, MAX_BODY_BYTES)?;
-    open_refresh_token(body.token.expose_secret());
+    let token = match refresh::read_request(req, MAX_BODY_BYTES)? {
+        refresh::SessionRequest::Refresh(body) => body.refresh_token,
+        refresh::SessionRequest::Revoke(body) => body.token,
+    };
+    open_refresh_token(token.expose_secret());
     Ok(())
 }
 
@@ -95,19 +90,14 @@ fn api_keys(req: &Request) -> Result<(), ApiError> {
     } else {
         require_method(req, &Method::GET, "GET, POST")?;
         check_credential(req.headers())?;
-        if let Some(limit) = query_param(req, "limit") {
-            limit.parse::<u32>().map_err(|_| ApiError::InvalidRequest("limit must be a number".into()))?;
-        }
-        Ok(())
+        keys::read_list_limit(req).map(drop)
     }
 }
 
 /// `POST /v1/verify`: the body's fields, and the credential they or the
 /// headers carry.
 fn verify(req: &Request) -> Result<(), ApiError> {
-    require_method(req, &Method::POST, "POST")?;
-    let body: VerifyRequest =
-        if body_is_blank(req) { VerifyRequest::default() } else { read_json(req, MAX_BODY_BYTES)? };
+    let body = keys::read_verify_request(req, MAX_BODY_BYTES)?;
     if let Some(scope) = &body.scope {
         scope.parse()?;
     }
@@ -133,10 +123,8 @@ pub(crate) fn decode(req: &Request) -> Outcome {
     }
     let result = if path_is(req, login::PATH) {
         login(req)
-    } else if path_is(req, refresh::REFRESH_PATH) {
+    } else if path_is(req, refresh::REFRESH_PATH) || path_is(req, refresh::REVOKE_PATH) {
         refresh(req)
-    } else if path_is(req, refresh::REVOKE_PATH) {
-        revoke(req)
     } else if path_is(req, token::PATH) {
         exchange(req)
     } else if path_is(req, keys::ME_PATH) {
